@@ -1,0 +1,35 @@
+"""Sphinx configuration for m31clusters."""
+
+import os
+import tempfile
+
+os.environ.setdefault("KERAS_BACKEND", "jax")
+os.environ.setdefault("KERAS_HOME", tempfile.mkdtemp(prefix="m31clusters-docs-keras-"))
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import m31clusters  # noqa: E402
+
+project = "m31clusters"
+author = "The m31clusters developers"
+copyright = "2026, The m31clusters developers"
+release = m31clusters.__version__
+version = ".".join(release.split(".")[:2])
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.mathjax",
+    "sphinx.ext.viewcode",
+    "sphinx_automodapi.automodapi",
+    "sphinx_automodapi.smart_resolver",
+    "numpydoc",
+]
+
+numpydoc_show_class_members = False
+automodapi_toctreedirnm = "api"
+automodsumm_inherited_members = False
+default_role = "obj"
+nitpicky = False
+templates_path = []
+exclude_patterns = ["_build"]
+html_theme = "alabaster"
+html_static_path = []

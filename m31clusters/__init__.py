@@ -1,0 +1,39 @@
+"""
+m31clusters: find star clusters in M31 PAndAS images with deep learning
+and publish them as CDS catalogues.
+
+Importing this package makes Keras default to the JAX backend (without
+overriding a ``KERAS_BACKEND`` you set yourself); Keras itself is only
+imported when a classifier is used.
+"""
+
+from ._backend import _configure_keras_backend
+
+_configure_keras_backend()
+
+try:
+    from ._version import version as __version__
+except ImportError:  # pragma: no cover - source tree without setuptools_scm
+    __version__ = "0.0.0"
+
+from . import exceptions, geometry  # noqa: E402
+from .geometry import (  # noqa: E402
+    M31_CENTER,
+    deprojected_radius,
+    pandas_field,
+    pandas_fields,
+    pandas_fields_containing,
+    projected_radius,
+)
+
+__all__ = [
+    "__version__",
+    "exceptions",
+    "geometry",
+    "M31_CENTER",
+    "projected_radius",
+    "deprojected_radius",
+    "pandas_fields",
+    "pandas_field",
+    "pandas_fields_containing",
+]

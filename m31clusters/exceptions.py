@@ -1,0 +1,62 @@
+"""
+Exceptions and warnings raised by m31clusters.
+
+Every error is a subclass of `M31ClustersError` and of the matching
+built-in exception (`ValueError`, `TypeError`, `OSError`), so code can
+catch either.  Every warning is a subclass of `M31ClustersWarning`.
+"""
+
+from astropy.utils.exceptions import AstropyUserWarning
+
+__all__ = [
+    "M31ClustersError",
+    "M31ClustersWarning",
+    "KerasBackendWarning",
+    "NoWCSError",
+    "BandError",
+    "OffImageWarning",
+    "CDSFormatError",
+    "CorruptFileError",
+    "IncompatibleModelError",
+    "NoDetectionsWarning",
+]
+
+
+class M31ClustersError(Exception):
+    """Base class for all errors raised by m31clusters."""
+
+
+class M31ClustersWarning(AstropyUserWarning):
+    """Base class for all warnings issued by m31clusters."""
+
+
+class KerasBackendWarning(M31ClustersWarning):
+    """Keras was already imported with a backend other than JAX."""
+
+
+class NoWCSError(M31ClustersError, ValueError):
+    """An image has no (celestial) World Coordinate System."""
+
+
+class BandError(M31ClustersError, ValueError):
+    """A photometric band is missing, unknown or inconsistent."""
+
+
+class OffImageWarning(M31ClustersWarning):
+    """Some sources fall outside every image (their stamps are fully masked)."""
+
+
+class CDSFormatError(M31ClustersError, ValueError):
+    """A value or a column cannot be written in (or read from) the CDS format."""
+
+
+class CorruptFileError(M31ClustersError, OSError):
+    """A file is truncated, corrupt or not in the expected format."""
+
+
+class IncompatibleModelError(M31ClustersError, ValueError):
+    """A saved classifier does not fit the data it is applied to."""
+
+
+class NoDetectionsWarning(M31ClustersWarning):
+    """Source detection found no sources."""

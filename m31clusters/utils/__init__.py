@@ -1,0 +1,7 @@
+"""
+Private helpers shared across m31clusters modules (``_*.py``).
+
+Nothing here is public API.
+"""
+
+__all__ = []
