@@ -22,7 +22,13 @@ extensions = [
     "sphinx_automodapi.automodapi",
     "sphinx_automodapi.smart_resolver",
     "numpydoc",
+    "matplotlib.sphinxext.plot_directive",
 ]
+
+plot_include_source = True
+plot_html_show_source_link = False
+plot_html_show_formats = False
+plot_formats = [("png", 100)]
 
 numpydoc_show_class_members = False
 automodapi_toctreedirnm = "api"
