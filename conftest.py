@@ -16,6 +16,9 @@ os.environ.setdefault("KERAS_BACKEND", "jax")
 os.environ.setdefault("KERAS_HOME", tempfile.mkdtemp(prefix="m31clusters-keras-"))
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault(
+    "HYPOTHESIS_STORAGE_DIRECTORY", tempfile.mkdtemp(prefix="m31clusters-hypothesis-")
+)
+os.environ.setdefault(
     "JAX_COMPILATION_CACHE_DIR",
     os.path.join(tempfile.gettempdir(), "m31clusters-jax-cache"),
 )

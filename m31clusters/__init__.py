@@ -16,7 +16,13 @@ try:
 except ImportError:  # pragma: no cover - source tree without setuptools_scm
     __version__ = "0.0.0"
 
-from . import exceptions, geometry  # noqa: E402
+from . import catalog, exceptions, geometry  # noqa: E402
+from .catalog import (  # noqa: E402
+    CANDIDATE_NAME_COLUMNS,
+    Catalog,
+    read_pandas_ascd,
+    write_pandas_ascd,
+)
 from .geometry import (  # noqa: E402
     M31_CENTER,
     deprojected_radius,
@@ -28,8 +34,13 @@ from .geometry import (  # noqa: E402
 
 __all__ = [
     "__version__",
+    "catalog",
     "exceptions",
     "geometry",
+    "Catalog",
+    "CANDIDATE_NAME_COLUMNS",
+    "read_pandas_ascd",
+    "write_pandas_ascd",
     "M31_CENTER",
     "projected_radius",
     "deprojected_radius",

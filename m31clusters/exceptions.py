@@ -15,10 +15,14 @@ __all__ = [
     "NoWCSError",
     "BandError",
     "OffImageWarning",
+    "OffImageError",
+    "ImageShapeError",
     "CDSFormatError",
+    "ColumnError",
     "CorruptFileError",
     "IncompatibleModelError",
     "NoDetectionsWarning",
+    "FieldFailedWarning",
 ]
 
 
@@ -46,8 +50,20 @@ class OffImageWarning(M31ClustersWarning):
     """Some sources fall outside every image (their stamps are fully masked)."""
 
 
+class OffImageError(M31ClustersError, ValueError):
+    """Every requested position falls outside every image."""
+
+
+class ImageShapeError(M31ClustersError, ValueError):
+    """An image (or its mask) has the wrong number of axes or a mismatched shape."""
+
+
 class CDSFormatError(M31ClustersError, ValueError):
     """A value or a column cannot be written in (or read from) the CDS format."""
+
+
+class ColumnError(M31ClustersError, ValueError):
+    """A table lacks a required column, or a column has the wrong type or values."""
 
 
 class CorruptFileError(M31ClustersError, OSError):
@@ -60,3 +76,7 @@ class IncompatibleModelError(M31ClustersError, ValueError):
 
 class NoDetectionsWarning(M31ClustersWarning):
     """Source detection found no sources."""
+
+
+class FieldFailedWarning(M31ClustersWarning):
+    """Some fields of a survey run failed (after retries); the others finished."""

@@ -4,7 +4,7 @@ import numpy as np
 from astropy import units as u
 from astropy.coordinates import SkyCoord
 
-__all__ = ["table_skycoord", "RA_DEC_NAMES"]
+__all__ = ["table_skycoord", "RA_DEC_NAMES", "as_catalog"]
 
 #: Column-name pairs recognised as RA/Dec in degrees, in order of preference.
 RA_DEC_NAMES = [
@@ -98,3 +98,16 @@ def _from_sexagesimal(table):
         sign = np.ma.filled(np.ma.asarray(table["DE-"]).astype(str), "+")
         dec = np.where(np.char.strip(sign) == "-", -dec, dec)
     return SkyCoord(ra, dec, unit="deg")
+
+
+def as_catalog(table, copy=True):
+    """
+    Return *table* as a `m31clusters.catalog.Catalog`.
+
+    The import is lazy: ``m31clusters.catalog`` itself imports this module.
+    """
+    from ..catalog import Catalog
+
+    if isinstance(table, Catalog) and not copy:
+        return table
+    return Catalog(table, copy=copy)

@@ -1,0 +1,320 @@
+"""
+Read a CDS (VizieR) catalogue into a `~m31clusters.catalog.Catalog`.
+
+The values are parsed by astropy's own CDS reader
+(`astropy.io.ascii.Cds`); this module adds what astropy leaves out: the
+sexagesimal position columns become one `~astropy.coordinates.SkyCoord`
+column, the notes are kept in ``meta["notes"]``, ``[min/max]`` limits and
+note references are removed from the descriptions, and float columns get
+the number of decimals they were written with as their ``format``.
+"""
+
+import fnmatch
+import re
+from pathlib import Path
+
+import numpy as np
+from astropy.coordinates import FK4, FK5, ICRS, SkyCoord
+from astropy.io import ascii as astropy_ascii
+
+from ...exceptions import CDSFormatError
+
+__all__ = ["read_cds", "parse_readme"]
+
+_RULE_RE = re.compile(r"^\s*(-{6,}|={6,})\s*$")
+_COLUMN_RE = re.compile(
+    r"^\s*(?:(?P<start>\d+)\s*-)?\s*(?P<end>\d+)\s+(?P<format>[AIFE]\d+(?:\.\d+)?)\s+"
+    r"(?P<unit>\S+)\s+(?P<label>\S+)(?:\s+(?P<expl>.*))?$"
+)
+_NOTE_RE = re.compile(r"^Note\s*\((?P<number>[^)]+)\)\s*:?\s?(?P<text>.*)$", re.IGNORECASE)
+_NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+_LIMITS_RE = re.compile(rf"^[\[\]]\s*(?:{_NUM})?\s*/\s*(?:{_NUM})?\s*[\[\]]\??\s*")
+_NOTE_REF_RE = re.compile(r"\s*\((?P<number>[^()\s]+)\)$")
+_SEXAGESIMAL = ("RAh", "RAm", "RAs", "DEd", "DEm", "DEs")
+
+
+def _is_rule(line):
+    return bool(_RULE_RE.match(line))
+
+
+def parse_readme(readme_path):
+    """
+    Parse the File Summary, byte-by-byte descriptions and notes of a ReadMe.
+
+    Parameters
+    ----------
+    readme_path : str or path-like
+        A CDS ReadMe file.
+
+    Returns
+    -------
+    info : dict
+        ``"files"``: list of ``(name, lrecl, records)`` from the File
+        Summary (``records`` is None for ``.``); ``"tables"``: a list with
+        one dict per byte-by-byte block, with ``"names"`` (file names or
+        patterns), ``"columns"`` (list of dicts with ``start``, ``end``,
+        ``format``, ``unit``, ``label``, ``explanation``) and ``"notes"``
+        (dict number -> text).
+
+    Raises
+    ------
+    CorruptFileError
+        If the file cannot be decoded.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from astropy.table import Table
+    >>> from m31clusters.io.cds.write import write_cds
+    >>> from m31clusters.io.cds.read import parse_readme
+    >>> d = tempfile.mkdtemp()
+    >>> _ = write_cds(Table({"n": [1, 22]}), os.path.join(d, "ReadMe"), title="T",
+    ...               authors="Doe J.")
+    >>> info = parse_readme(os.path.join(d, "ReadMe"))
+    >>> info["files"]
+    [('ReadMe', 80, None), ('table1.dat', 2, 2)]
+    >>> [(c["label"], c["format"], c["start"], c["end"]) for c in info["tables"][0]["columns"]]
+    [('n', 'I2', 1, 2)]
+    """
+    from ...exceptions import CorruptFileError
+
+    try:
+        lines = Path(readme_path).read_text(encoding="ascii", errors="strict").splitlines()
+    except UnicodeDecodeError as exc:
+        raise CorruptFileError(f"{str(readme_path)!r} is not an ASCII CDS ReadMe: {exc}") from None
+    info = {"files": [], "tables": []}
+    i = 0
+    n = len(lines)
+    while i < n:
+        line = lines[i]
+        if line.startswith("File Summary"):
+            i += 1
+            rules = 0
+            while i < n and rules < 3:
+                if _is_rule(lines[i]):
+                    rules += 1
+                elif rules == 2 and lines[i][:1].strip():
+                    parts = lines[i].split()
+                    if len(parts) >= 3 and parts[1].isdigit():
+                        rec = None if parts[2] == "." else _int_or_none(parts[2])
+                        info["files"].append((parts[0], int(parts[1]), rec))
+                i += 1
+            continue
+        match = re.match(r"Byte-by-byte Description of file:\s*(?P<names>.+)$", line, re.I)
+        if match:
+            names = [s for s in re.split(r"[, ]+", match.group("names").strip()) if s]
+            table = {"names": names, "columns": [], "notes": {}}
+            i += 1
+            rules = 0
+            while i < n and rules < 3:
+                if _is_rule(lines[i]):
+                    rules += 1
+                elif rules == 2:
+                    m = _COLUMN_RE.match(lines[i])
+                    if m and not (table["columns"] and _continuation(m, table["columns"])):
+                        table["columns"].append({
+                            "start": int(m.group("start") or m.group("end")),
+                            "end": int(m.group("end")),
+                            "format": m.group("format"),
+                            "unit": m.group("unit"),
+                            "label": m.group("label"),
+                            "explanation": (m.group("expl") or "").strip(),
+                        })
+                    elif table["columns"]:
+                        prev = table["columns"][-1]
+                        prev["explanation"] = (prev["explanation"] + " " + lines[i].strip()).strip()
+                i += 1
+            # Notes follow, up to the next rule.
+            current = None
+            while i < n and not _is_rule(lines[i]):
+                m = _NOTE_RE.match(lines[i])
+                if m:
+                    current = m.group("number").strip()
+                    table["notes"][current] = m.group("text").rstrip()
+                elif current is not None:
+                    table["notes"][current] += "\n" + lines[i].rstrip()
+                elif lines[i].strip():
+                    break
+                i += 1
+            for key, text in table["notes"].items():
+                table["notes"][key] = text.rstrip()
+            info["tables"].append(table)
+            continue
+        i += 1
+    return info
+
+
+def _continuation(m, columns):
+    """Whether a line that looks like a column is an explanation's continuation.
+
+    Byte ranges increase down the description, so a "column" starting at or
+    before the end of the previous one is text that happens to start with a
+    number.
+    """
+    start = int(m.group("start") or m.group("end"))
+    return start <= columns[-1]["end"]
+
+
+def _int_or_none(text):
+    return int(text) if text.isdigit() else None
+
+
+def _table_info(info, data_name):
+    for table in info["tables"]:
+        if any(fnmatch.fnmatch(data_name.removesuffix(".gz"), p) for p in table["names"]):
+            return table
+    return None
+
+
+def _resolve_data_path(readme_path, data_path, info):
+    readme_path = Path(readme_path)
+    if data_path is not None:
+        data_path = Path(data_path)
+        if not data_path.is_absolute() and not data_path.exists():
+            candidate = readme_path.parent / data_path
+            if candidate.exists():
+                return candidate
+        return data_path
+    names = [name for name, _, _ in info["files"] if name.lower() != "readme"]
+    existing = [readme_path.parent / nm for nm in names if (readme_path.parent / nm).exists()]
+    if len(existing) == 1:
+        return existing[0]
+    if not existing:
+        raise FileNotFoundError(
+            f"no data file of the File Summary of {str(readme_path)!r} ({names}) was found "
+            "next to it; pass data_path"
+        )
+    raise CDSFormatError(
+        f"{str(readme_path)!r} describes several data files ({[p.name for p in existing]}); "
+        "pass data_path to choose one"
+    )
+
+
+def read_cds(readme_path, data_path=None, *, coord=True):
+    """
+    Read a CDS catalogue (ReadMe plus data file) as a `~m31clusters.catalog.Catalog`.
+
+    Parameters
+    ----------
+    readme_path : str or path-like
+        The ``ReadMe`` file.
+    data_path : str or path-like, optional
+        The data file (a bare name is looked for next to the ReadMe).  By
+        default the only data file of the ReadMe's File Summary.
+    coord : bool, optional
+        Replace the sexagesimal columns ``RAh RAm RAs DE- DEd DEm DEs`` by
+        one `~astropy.coordinates.SkyCoord` column ``coord`` (default True).
+        A blank or missing ``DE-`` means +.  The frame is FK5 (J2000) or
+        FK4 (B1950) when the explanations say so, ICRS otherwise.
+
+    Returns
+    -------
+    catalog : `~m31clusters.catalog.Catalog`
+        Units and descriptions from the ReadMe; masked entries where the
+        data file is blank.  ``meta["notes"]`` maps column labels to their
+        notes; ``coord.info.meta["cds_precision"]`` records the decimals of
+        the seconds, so that writing the catalogue back keeps them.
+
+    Raises
+    ------
+    FileNotFoundError
+        If a file is missing.
+    CDSFormatError
+        If the ReadMe has no description of the data file, or describes
+        several data files and *data_path* is not given.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from astropy.coordinates import SkyCoord
+    >>> from astropy.table import Table
+    >>> from m31clusters.io.cds.write import write_cds
+    >>> from m31clusters.io.cds.read import read_cds
+    >>> d = tempfile.mkdtemp()
+    >>> t = Table({"coord": SkyCoord([10.684708], [41.26875], unit="deg"), "n": [3]})
+    >>> readme, _ = write_cds(t, os.path.join(d, "ReadMe"), title="One", authors="Doe J.")
+    >>> cat = read_cds(readme)
+    >>> cat.colnames
+    ['coord', 'n']
+    >>> print(cat["coord"].to_string("hmsdms", precision=2)[0])
+    00h42m44.33s +41d16m07.50s
+    """
+    from ...catalog import Catalog
+
+    readme_path = Path(readme_path)
+    if not readme_path.exists():
+        raise FileNotFoundError(f"CDS ReadMe {str(readme_path)!r} not found")
+    info = parse_readme(readme_path)
+    data_path = _resolve_data_path(readme_path, data_path, info)
+    if not data_path.exists():
+        raise FileNotFoundError(f"CDS data file {str(data_path)!r} not found")
+    tinfo = _table_info(info, data_path.name)
+    if tinfo is None:
+        raise CDSFormatError(
+            f"{str(readme_path)!r} has no byte-by-byte description of {data_path.name!r}"
+        )
+    table = astropy_ascii.read(str(data_path), readme=str(readme_path), format="cds")
+    cat = Catalog(table, copy=False)
+    formats = {c["label"]: c["format"] for c in tinfo["columns"]}
+    notes = {}
+    for name in cat.colnames:
+        col = cat[name]
+        text = col.info.description or ""
+        text = _LIMITS_RE.sub("", text, count=1)
+        ref = _NOTE_REF_RE.search(text)
+        if ref and ref.group("number") in tinfo["notes"]:
+            notes[name] = tinfo["notes"][ref.group("number")]
+            text = text[: ref.start()].rstrip()
+        col.info.description = text
+        fmt = formats.get(name, "")
+        if fmt[:1] in "FE" and "." in fmt and col.dtype.kind == "f":
+            kind = "f" if fmt[0] == "F" else "E"
+            col.info.format = f"{{:.{int(fmt.split('.')[1])}{kind}}}"
+    if notes:
+        cat.meta["notes"] = notes
+    if coord and all(c in cat.colnames for c in _SEXAGESIMAL) and "coord" not in cat.colnames:
+        _rebuild_coord(cat, formats, notes)
+    return cat
+
+
+def _filled(col):
+    return np.ma.filled(np.ma.asarray(col, dtype=float), np.nan)
+
+
+def _rebuild_coord(cat, formats, notes):
+    ra = 15 * (_filled(cat["RAh"]) + _filled(cat["RAm"]) / 60 + _filled(cat["RAs"]) / 3600)
+    dec = _filled(cat["DEd"]) + _filled(cat["DEm"]) / 60 + _filled(cat["DEs"]) / 3600
+    if not np.all(np.isfinite(ra) & np.isfinite(dec)):
+        return  # some positions missing: keep the columns as they are
+    plus = " "
+    names = list(_SEXAGESIMAL)
+    if "DE-" in cat.colnames:
+        signs = np.char.strip(np.ma.filled(np.ma.asarray(cat["DE-"]).astype(str), ""))
+        dec = np.where(signs == "-", -dec, dec)
+        if np.any(signs == "+"):
+            plus = "+"
+        names.append("DE-")
+    text = " ".join(str(cat[c].info.description or "") for c in ("RAh", "DEd")).upper()
+    if "B1950" in text or "FK4" in text:
+        frame = FK4(equinox="B1950")
+    elif "J2000" in text or "FK5" in text:
+        frame = FK5(equinox="J2000")
+    else:
+        frame = ICRS()
+    coords = SkyCoord(ra, dec, unit="deg", frame=frame)
+
+    def decimals(label):
+        fmt = formats.get(label, "")
+        return int(fmt.split(".")[1]) if "." in fmt else 0
+
+    coords.info.meta = {
+        "cds_precision": (decimals("RAs"), decimals("DEs")),
+        "cds_plus_sign": plus,
+    }
+    coords.info.description = "Position"
+    index = cat.colnames.index("RAh")
+    for label in ("RAh", "DEd"):
+        if label in notes:
+            notes.setdefault("coord", notes.pop(label))
+    cat.remove_columns(names)
+    cat.add_column(coords, name="coord", index=index)
