@@ -16,13 +16,14 @@ try:
 except ImportError:  # pragma: no cover - source tree without setuptools_scm
     __version__ = "0.0.0"
 
-from . import catalog, exceptions, geometry  # noqa: E402
+from . import catalog, cutout, exceptions, geometry  # noqa: E402
 from .catalog import (  # noqa: E402
     CANDIDATE_NAME_COLUMNS,
     Catalog,
     read_pandas_ascd,
     write_pandas_ascd,
 )
+from .cutout import Cutout  # noqa: E402
 from .geometry import (  # noqa: E402
     M31_CENTER,
     deprojected_radius,
@@ -35,6 +36,8 @@ from .geometry import (  # noqa: E402
 __all__ = [
     "__version__",
     "catalog",
+    "cutout",
+    "Cutout",
     "exceptions",
     "geometry",
     "Catalog",

@@ -1,0 +1,183 @@
+"""
+Vectorised kernels behind `m31clusters.cutout.Cutout`: stamp extraction
+with the `astropy.nddata.Cutout2D` centring convention, NaN-aware robust
+statistics over stamps, and the eight dihedral transforms.
+
+Everything here works on plain numpy arrays.
+"""
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+__all__ = [
+    "stamp_origins",
+    "extract_stamps",
+    "sorted_quantile",
+    "dihedral_array",
+    "dihedral_offsets",
+]
+
+#: Bytes of stamps gathered per numpy call (keeps the temporary in cache).
+_BLOCK_BYTES = 1 << 21
+
+
+def stamp_origins(x, y, shape):
+    """
+    Integer pixel of the lower-left corner of each stamp.
+
+    Uses exactly the rule of `astropy.nddata.utils.overlap_slices` with the
+    default ``limit_rounding_method=np.ceil``: the first row/column is
+    ``ceil(position - size / 2)`` (positions are 0-based, integer values at
+    pixel centres).  For both odd and even sizes the offset of the true
+    position from the stamp's geometric centre ``((W - 1) / 2, (H - 1) / 2)``
+    then lies in ``(-0.5, 0.5]``.
+
+    Parameters
+    ----------
+    x, y : array-like
+        0-based pixel positions (column, row).
+    shape : tuple of int
+        Stamp shape ``(H, W)``.
+
+    Returns
+    -------
+    x0, y0 : ndarray of int64
+    """
+    h, w = shape
+    x0 = np.ceil(np.asarray(x, dtype=np.float64) - w / 2.0).astype(np.int64)
+    y0 = np.ceil(np.asarray(y, dtype=np.float64) - h / 2.0).astype(np.int64)
+    return x0, y0
+
+
+def extract_stamps(image, x0, y0, shape, out, rows=None, image_mask=None, out_mask=None,
+                   fill_value=np.nan):
+    """
+    Copy stamps from a 2-D array into rows of *out*.
+
+    Stamps fully inside *image* are gathered in small blocks through a
+    `~numpy.lib.stride_tricks.sliding_window_view` (one fancy-indexing call
+    per block, no copy of the image: works on memory maps); stamps that
+    overlap an edge are copied slice by slice, the part off the image set
+    to *fill_value*.
+
+    Parameters
+    ----------
+    image : 2-D array-like
+        The image: an ndarray (possibly a `numpy.memmap`) or any object
+        supporting 2-D slicing such as `astropy.io.fits.Section` (then stamps
+        are read one by one).
+    x0, y0 : ndarray of int, shape (n,)
+        Lower-left corners from `stamp_origins`.
+    shape : tuple of int
+        ``(H, W)``.
+    out : ndarray, shape (M, H, W)
+        Output (may be a strided view), written in place.
+    rows : ndarray of int, shape (n,), optional
+        Rows of *out* receiving the stamps (default ``0..n-1``).
+    image_mask : 2-D bool array, optional
+        True where an image pixel is invalid.
+    out_mask : ndarray of bool, shape (M, H, W), optional
+        If given, set (in the same rows) True where a stamp pixel is off
+        the image, NaN, or True in *image_mask*; computed block by block
+        while the stamps are in cache.
+    fill_value : float
+        Value for pixels off the image (NaN, so that they are masked).
+    """
+    h, w = shape
+    ny, nx = image.shape
+    x0 = np.asarray(x0, dtype=np.int64)
+    y0 = np.asarray(y0, dtype=np.int64)
+    rows = np.arange(x0.size) if rows is None else np.asarray(rows, dtype=np.int64)
+    use_mask = image_mask is not None and out_mask is not None
+    want_mask = out_mask is not None
+    inside = (x0 >= 0) & (y0 >= 0) & (x0 + w <= nx) & (y0 + h <= ny)
+    if isinstance(image, np.ndarray):
+        idx_in = np.flatnonzero(inside)
+        rest = np.flatnonzero(~inside)
+    else:
+        idx_in = np.zeros(0, dtype=np.int64)
+        rest = np.arange(x0.size)
+    if idx_in.size:
+        win = sliding_window_view(image, (h, w))
+        mwin = sliding_window_view(image_mask, (h, w)) if use_mask else None
+        # small blocks keep the gathered temporary in cache
+        block = max(1, _BLOCK_BYTES // (h * w * image.itemsize))
+        for start in range(0, idx_in.size, block):
+            sel = idx_in[start : start + block]
+            r = rows[sel]
+            if r[-1] - r[0] == r.size - 1:  # consecutive rows: a plain slice
+                r = slice(int(r[0]), int(r[-1]) + 1)
+            stamps = win[y0[sel], x0[sel]]
+            out[r] = stamps
+            if want_mask:
+                m = np.isnan(stamps)
+                if use_mask:
+                    m |= mwin[y0[sel], x0[sel]]
+                out_mask[r] = m
+    for i in rest:
+        xa, ya, r = x0[i], y0[i], rows[i]
+        xs0, xs1 = max(0, xa), min(nx, xa + w)
+        ys0, ys1 = max(0, ya), min(ny, ya + h)
+        stamp = np.full((h, w), fill_value, dtype=out.dtype)
+        m = np.ones((h, w), dtype=bool)
+        if xs1 > xs0 and ys1 > ys0:
+            inner = (slice(ys0 - ya, ys1 - ya), slice(xs0 - xa, xs1 - xa))
+            stamp[inner] = image[ys0:ys1, xs0:xs1]
+            m[inner] = False if not use_mask else image_mask[ys0:ys1, xs0:xs1]
+        out[r] = stamp
+        if want_mask:
+            out_mask[r] = m | np.isnan(stamp)
+
+
+def sorted_quantile(sorted_values, n_valid, q):
+    """
+    Quantile *q* (0..1) along the last axis of sorted data (NaN last).
+
+    *n_valid* is the number of non-NaN values of each row; numpy's default
+    linear rule.
+
+    Identical to ``np.nanquantile(values, q, axis=-1)`` where at least one
+    value is valid; NaN where none is.
+    """
+    n = np.asarray(n_valid)
+    pos = q * np.maximum(n - 1, 0).astype(np.float64)
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, np.maximum(n - 1, 0))
+    frac = (pos - lo)[..., None]
+    vlo = np.take_along_axis(sorted_values, lo[..., None], axis=-1)
+    vhi = np.take_along_axis(sorted_values, hi[..., None], axis=-1)
+    # numpy's _lerp: a + (b - a) * t, written so that t == 0 returns a exactly
+    res = np.where(frac == 0, vlo, vlo + (vhi - vlo) * frac)[..., 0]
+    return np.where(n > 0, res, np.nan)
+
+
+def dihedral_array(data, k, axes=(1, 2)):
+    """
+    Apply dihedral transform *k* (0..7) to the two *axes* of *data*.
+
+    ``k % 4`` counter-clockwise quarter turns (`numpy.rot90` on
+    ``(row, column)``, as displayed with ``origin="lower"`` this is a
+    clockwise turn), followed, for ``k >= 4``, by a left-right flip
+    (columns reversed).  Returns a view.
+    """
+    out = np.rot90(data, k % 4, axes=axes)
+    if k >= 4:
+        out = np.flip(out, axis=axes[1])
+    return out
+
+
+def dihedral_offsets(offsets, k):
+    """
+    Transform (dx, dy) offsets from the stamp centre like `dihedral_array`.
+
+    ``dx`` is along columns (x), ``dy`` along rows (y).
+    """
+    dx = offsets[:, 0]
+    dy = offsets[:, 1]
+    for _ in range(k % 4):
+        # np.rot90 on (row, col): new[i, j] = old[j, W - 1 - i]
+        # so (dy, dx) -> (-dx, dy)
+        dx, dy = dy, -dx
+    if k >= 4:
+        dx = -dx
+    return np.stack([dx, dy], axis=1)

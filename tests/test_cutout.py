@@ -1,0 +1,657 @@
+"""Tests of m31clusters.cutout.Cutout."""
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+from astropy import units as u
+from astropy.coordinates import SkyCoord
+from astropy.io import fits
+from astropy.nddata import Cutout2D, NDData
+from astropy.visualization import ZScaleInterval
+from astropy.wcs import WCS
+from astropy.wcs.utils import pixel_to_skycoord
+
+from m31clusters.cutout import NORMALIZATIONS, Cutout
+from m31clusters.exceptions import (
+    BandError,
+    CorruptFileError,
+    ImageShapeError,
+    NoWCSError,
+    OffImageError,
+    OffImageWarning,
+)
+from m31clusters.geometry import M31_CENTER
+
+RA0, DEC0 = 10.6847, 41.2690
+
+
+def make_wcs(crpix=(50.0, 60.0), scale_arcsec=0.187, rot_deg=0.0, crval=(RA0, DEC0)):
+    w = WCS(naxis=2)
+    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    w.wcs.crval = list(crval)
+    w.wcs.crpix = list(crpix)
+    s = scale_arcsec / 3600.0
+    c, n = np.cos(np.radians(rot_deg)), np.sin(np.radians(rot_deg))
+    w.wcs.cd = [[-s * c, s * n], [s * n, s * c]]
+    return w
+
+
+def make_image(shape=(120, 90), seed=0, wcs=None, nan_at=((10, 12),)):
+    rng = np.random.default_rng(seed)
+    data = rng.normal(100.0, 5.0, size=shape).astype(np.float32)
+    for yx in nan_at:
+        data[yx] = np.nan
+    return data, (wcs if wcs is not None else make_wcs())
+
+
+def edge_positions(shape, n_random, seed):
+    ny, nx = shape
+    rng = np.random.default_rng(seed)
+    xy = np.column_stack(
+        [rng.uniform(-0.5, nx - 0.5, n_random), rng.uniform(-0.5, ny - 0.5, n_random)]
+    )
+    corners = [
+        [-0.4999, -0.4999], [0.0, 0.0], [nx - 1.0, 0.0], [0.0, ny - 1.0], [nx - 1.0, ny - 1.0],
+        [nx - 0.5, ny - 0.5], [0.5, 0.5], [3.5, ny - 2.5], [nx / 2, 0.2], [nx - 1.5, ny / 2],
+    ]
+    return np.vstack([corners, xy])
+
+
+# --------------------------------------------------------------------------
+# pixel exactness against Cutout2D
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [7, 8, (6, 9), (9, 4), 1])
+def test_pixel_positions_match_cutout2d(size):
+    data, w = make_image()
+    xy = edge_positions(data.shape, 300, seed=1)
+    hdu = fits.ImageHDU(data, header=w.to_header())
+    cut = Cutout.from_images({"g": hdu}, xy, size=size, bands=("g",), pixel_band="g",
+                             progress=False)
+    h, wd = (size, size) if np.ndim(size) == 0 else size
+    assert cut.shape == (len(xy), h, wd, 1)
+    assert cut.data.dtype == np.float32
+    for i, (x, y) in enumerate(xy):
+        ref = Cutout2D(data, (x, y), size, mode="partial", fill_value=np.nan)
+        np.testing.assert_array_equal(cut.data[i, :, :, 0], ref.data)
+        np.testing.assert_array_equal(cut.mask[i, :, :, 0], np.isnan(ref.data))
+        # offset of the true position from the geometric stamp centre
+        cx, cy = ref.input_position_cutout
+        np.testing.assert_allclose(cut.offsets[i], [cx - (wd - 1) / 2, cy - (h - 1) / 2],
+                                   atol=1e-9)
+    assert np.all((cut.offsets > -0.5) & (cut.offsets <= 0.5))
+    # edge/corner stamps really are partly masked, the valid fraction agrees
+    assert cut.valid_fraction[0, 0] < 1 or size == 1
+    np.testing.assert_allclose(cut.valid_fraction[:, 0], 1 - cut.mask[..., 0].mean(axis=(1, 2)))
+
+
+@pytest.mark.parametrize("size", [9, 10])
+def test_sky_positions_match_cutout2d_and_wcs(size):
+    data, w = make_image(wcs=make_wcs(rot_deg=17.0))
+    hdu = fits.PrimaryHDU(data, header=w.to_header())
+    xy = edge_positions(data.shape, 150, seed=2)[1:]
+    xy = xy[(xy[:, 0] < 89) & (xy[:, 1] < 119)]  # not on the exact upper edges
+    sky = pixel_to_skycoord(xy[:, 0], xy[:, 1], w, origin=0)
+    cut = Cutout.from_images({"i": fits.HDUList([hdu])}, sky, size=size, bands=("i",),
+                             progress=False)
+    assert cut.positions is not None and len(cut.positions) == len(xy)
+    for i in range(len(xy)):
+        ref = Cutout2D(data, sky[i], size, wcs=w, mode="partial", fill_value=np.nan)
+        np.testing.assert_array_equal(cut.data[i, :, :, 0], ref.data)
+        np.testing.assert_array_equal(cut.mask[i, :, :, 0], np.isnan(ref.data))
+        sw = cut.stamp_wcs(i, "i")
+        np.testing.assert_allclose(sw.wcs.crpix, ref.wcs.wcs.crpix, atol=1e-9)
+        # the source sits at the stamp centre plus the offset in the stamp WCS
+        px, py = sw.world_to_pixel(sky[i])
+        c = (size - 1) / 2
+        np.testing.assert_allclose([px - c, py - c], cut.offsets[i], atol=1e-6)
+    assert cut.wcs[3].array_shape == (size, size)
+
+
+def test_bands_with_different_wcs_centred_on_same_sky_position(tmp_path):
+    g, wg = make_image(shape=(100, 80), seed=3, wcs=make_wcs(crpix=(40, 50)))
+    i, wi = make_image(shape=(150, 140), seed=4,
+                       wcs=make_wcs(crpix=(70, 80), scale_arcsec=0.15, rot_deg=30))
+    r, wr = make_image(shape=(90, 90), seed=5, wcs=make_wcs(crpix=(45, 45), rot_deg=-8))
+    path = tmp_path / "g.fits"
+    fits.PrimaryHDU(g, header=wg.to_header()).writeto(path)
+    images = {
+        "g": str(path),
+        "i": fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(i, header=wi.to_header())]),
+        "r": NDData(r, wcs=wr),
+    }
+    sky = pixel_to_skycoord(np.array([10.3, 40.0, 70.2]), np.array([20.7, 50.0, 90.0]), wg, 0)
+    cut = Cutout.from_images(images, sky, size=11, bands=("i", "g", "r"), progress=False)
+    assert cut.bands == ("i", "g", "r")
+    for k, (band, arr, w) in enumerate([("i", i, wi), ("g", g, wg), ("r", r, wr)]):
+        for n in range(len(sky)):
+            ref = Cutout2D(arr, sky[n], 11, wcs=w, mode="partial", fill_value=np.nan)
+            np.testing.assert_array_equal(cut.data[n, :, :, k], ref.data)
+            np.testing.assert_array_equal(cut.mask[n, :, :, k], np.isnan(ref.data))
+            px, py = cut.stamp_wcs(n, band).world_to_pixel(sky[n])
+            assert abs(px - 5) <= 0.5 and abs(py - 5) <= 0.5
+
+
+def test_angular_size_matches_cutout2d():
+    data, w = make_image()
+    sky = pixel_to_skycoord(40.2, 61.7, w, 0)
+    for size in (3 * u.arcsec, (2.5 * u.arcsec, 12 * u.pix)):
+        cut = Cutout.from_images({"g": NDData(data, wcs=w)}, sky, size=size, bands="g",
+                                 progress=False)
+        ref = Cutout2D(data, sky, size, wcs=w, mode="partial", fill_value=np.nan)
+        np.testing.assert_array_equal(cut.data[0, :, :, 0], ref.data)
+    assert cut.shape[1:3] == (13, 12)  # 2.5" / 0.187" = 13.4 -> 13 rows
+    with pytest.raises(ValueError, match="size"):
+        Cutout.from_images({"g": NDData(data, wcs=w)}, sky, size=3 * u.kg, bands="g")
+
+
+def test_nddata_mask_is_propagated():
+    data, w = make_image(nan_at=())
+    mask = np.zeros(data.shape, dtype=bool)
+    mask[50:53, 40:45] = True
+    cut = Cutout.from_images({"g": NDData(data, wcs=w, mask=mask)}, [[42.0, 51.0]], size=9,
+                             bands="g", pixel_band="g", progress=False)
+    ref = Cutout2D(mask.astype(float), (42.0, 51.0), 9, mode="partial", fill_value=1.0)
+    np.testing.assert_array_equal(cut.mask[0, :, :, 0], ref.data.astype(bool))
+    assert cut.mask[0, :, :, 0].sum() == 15
+
+
+def test_compressed_and_scaled_fits_files(tmp_path):
+    data, w = make_image(nan_at=())
+    ints = np.round(data * 10).astype(np.int16)
+    scaled = fits.PrimaryHDU(ints, header=w.to_header())
+    scaled.header["BSCALE"] = 0.5
+    scaled.header["BZERO"] = 100.0
+    scaled.writeto(tmp_path / "scaled.fits")
+    fits.HDUList([fits.PrimaryHDU(), fits.CompImageHDU(data, header=w.to_header(),
+                                                       quantize_level=0)]).writeto(
+        tmp_path / "comp.fits")
+    xy = edge_positions(data.shape, 20, seed=5)
+    for name in ("scaled.fits", "comp.fits"):
+        full = fits.getdata(tmp_path / name)  # scaled / decompressed by astropy
+        cut = Cutout.from_images({"g": tmp_path / name}, xy, size=6, bands="g",
+                                 pixel_band="g", progress=False)
+        for i, (x, y) in enumerate(xy):
+            ref = Cutout2D(full, (x, y), 6, mode="partial", fill_value=np.nan)
+            np.testing.assert_array_equal(cut.data[i, :, :, 0], ref.data)
+
+
+# --------------------------------------------------------------------------
+# multi-extension (PAndAS-like) images
+# --------------------------------------------------------------------------
+
+
+def make_mef(band_seed=0, ny=80, nx=60, gap=8, overlap=False):
+    """2 x 2 CCDs sharing one tangent point, separated by chip gaps (MegaCam-like)."""
+    rng = np.random.default_rng(band_seed)
+    hdus = [fits.PrimaryHDU()]
+    arrays = []
+    for row in range(2):
+        for col in range(2):
+            # lower-left corner of this CCD in a global pixel frame
+            gx = col * (nx + gap) - (nx if overlap and col else 0) // 3
+            gy = row * (ny + gap)
+            w = make_wcs(crpix=(nx + gap / 2 - gx + 1, ny + gap / 2 - gy + 1))
+            arr = rng.normal(1000.0 * (1 + 2 * row + col), 3.0, size=(ny, nx)).astype("f4")
+            arrays.append((arr, w))
+            hdus.append(fits.ImageHDU(arr, header=w.to_header(), name=f"CCD{2 * row + col}"))
+    return fits.HDUList(hdus), arrays
+
+
+def test_multi_extension_chooses_containing_ccd_and_masks_gaps(tmp_path):
+    hdul, arrays = make_mef()
+    path = tmp_path / "m001_g.fit"
+    hdul.writeto(path)
+    # sources: centre of each CCD, near a CCD edge (partial stamp), in the gap
+    pts = [(30.0, 40.0, 0), (30.0, 40.0, 1), (30.0, 40.0, 2), (30.0, 40.0, 3),
+           (58.6, 20.0, 0), (1.0, 78.9, 3)]
+    sky = SkyCoord([pixel_to_skycoord(x, y, arrays[k][1], 0) for x, y, k in pts])
+    gap = pixel_to_skycoord(63.5, 40.0, arrays[0][1], 0)  # between CCD0 and CCD1
+    coords = SkyCoord([*sky, gap])
+    with pytest.warns(OffImageWarning, match="1 of 7 positions"):
+        cut = Cutout.from_images({"g": str(path)}, coords, size=13, bands=("g",),
+                                 progress=False)
+    for n, (_, _, k) in enumerate(pts):
+        arr, w = arrays[k]
+        ref = Cutout2D(arr, coords[n], 13, wcs=w, mode="partial", fill_value=np.nan)
+        np.testing.assert_array_equal(cut.data[n, :, :, 0], ref.data)
+        np.testing.assert_array_equal(cut.mask[n, :, :, 0], np.isnan(ref.data))
+    assert 0 < cut.valid_fraction[4, 0] < 1 and 0 < cut.valid_fraction[5, 0] < 1
+    # the gap source: fully masked, never a stamp from a neighbouring CCD
+    assert cut.valid_fraction[6, 0] == 0
+    assert np.all(np.isnan(cut.data[6])) and np.all(np.isnan(cut.offsets[6]))
+    assert cut.stamp_wcs(6) is None
+
+
+def test_multi_extension_overlap_picks_ccd_farthest_from_edge():
+    hdul, arrays = make_mef(overlap=True)
+    # CCD1 starts 20 px inside CCD0 in x (overlap); a source 3 px from CCD0's right
+    # edge is 17+ px inside CCD1, so it must come from CCD1, and vice versa.
+    a0, w0 = arrays[0]
+    a1, w1 = arrays[1]
+    near_edge_of_0 = pixel_to_skycoord(56.0, 40.0, w0, 0)
+    near_edge_of_1 = pixel_to_skycoord(2.0, 40.0, w1, 0)
+    cut = Cutout.from_images({"g": hdul}, SkyCoord([near_edge_of_0, near_edge_of_1]), size=5,
+                             bands="g", progress=False)
+    ref1 = Cutout2D(a1, near_edge_of_0, 5, wcs=w1, mode="partial", fill_value=np.nan)
+    ref0 = Cutout2D(a0, near_edge_of_1, 5, wcs=w0, mode="partial", fill_value=np.nan)
+    np.testing.assert_array_equal(cut.data[0, :, :, 0], ref1.data)
+    np.testing.assert_array_equal(cut.data[1, :, :, 0], ref0.data)
+
+
+def test_iter_from_images_matches_from_images():
+    hdul, arrays = make_mef(band_seed=1)
+    hdul_i, _ = make_mef(band_seed=2)
+    rng = np.random.default_rng(3)
+    xy = rng.uniform(0, 59, size=(23, 2))
+    sky = pixel_to_skycoord(xy[:, 0], xy[:, 1], arrays[3][1], 0)
+    images = {"g": hdul, "i": hdul_i}
+    whole = Cutout.from_images(images, sky, size=8, progress=False)
+    chunks = list(Cutout.iter_from_images(images, sky, size=8, chunk_size=5, progress=False))
+    assert [len(c) for c in chunks] == [5, 5, 5, 5, 3]
+    joined = Cutout.concatenate(chunks)
+    np.testing.assert_array_equal(joined.data, whole.data)
+    np.testing.assert_array_equal(joined.mask, whole.mask)
+    np.testing.assert_array_equal(joined.offsets, whole.offsets)
+
+
+def test_iter_from_images_memory_stays_near_one_chunk():
+    import tracemalloc
+
+    data, w = make_image(shape=(300, 300), nan_at=())
+    img = {"g": NDData(data, wcs=w)}
+    xy = np.random.default_rng(0).uniform(0, 299, size=(1200, 2))
+    chunk_bytes = 100 * 32 * 32 * (4 + 1)
+
+    def peak(fn):
+        tracemalloc.start()
+        fn()
+        p = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        return p
+
+    def chunked():
+        for part in Cutout.iter_from_images(img, xy, size=32, bands="g", pixel_band="g",
+                                            chunk_size=100, progress=False):
+            del part
+
+    p_all = peak(lambda: Cutout.from_images(img, xy, size=32, bands="g", pixel_band="g",
+                                            progress=False))
+    p_chunk = peak(chunked)
+    assert p_all > 12 * chunk_bytes  # the whole output
+    assert p_chunk < 3 * chunk_bytes
+
+
+def test_pixel_positions_in_multi_extension_need_extension():
+    hdul, arrays = make_mef()
+    with pytest.raises(ValueError, match="extension="):
+        Cutout.from_images({"g": hdul}, [[10.0, 10.0]], size=5, bands="g", pixel_band="g")
+    cut = Cutout.from_images({"g": hdul}, [[10.0, 10.0], [20.0, 30.0]], size=5, bands="g",
+                             pixel_band="g", extension=[2, 1], progress=False)
+    np.testing.assert_array_equal(cut.data[0, :, :, 0], arrays[2][0][8:13, 8:13])
+    np.testing.assert_array_equal(cut.data[1, :, :, 0], arrays[1][0][28:33, 18:23])
+
+
+# --------------------------------------------------------------------------
+# real WCS
+# --------------------------------------------------------------------------
+
+
+def test_dss_stamp_on_m31_nucleus(shared_data):
+    from scipy.ndimage import gaussian_filter
+
+    path = shared_data / "dss_m31.fits"
+    cut = Cutout.from_images({"dss": path}, M31_CENTER, size=31, bands=("dss",),
+                             progress=False)
+    assert cut.valid_fraction[0, 0] == 1
+    # The DSS bulge is saturated (a plateau at ~11800 counts with noise), so the
+    # peak is measured on the image smoothed with a 3-pixel (108") Gaussian.
+    full = fits.getdata(path).astype(np.float64)
+    peak_y, peak_x = np.unravel_index(np.argmax(gaussian_filter(full, 3)), full.shape)
+    stamp = gaussian_filter(cut.data[0, :, :, 0].astype(np.float64), 3, mode="nearest")
+    sy, sx = np.unravel_index(np.argmax(stamp), stamp.shape)
+    # the brightest pixel is the central one, the one touching the nucleus position
+    cx, cy = 15 + cut.offsets[0]
+    assert abs(sx - cx) < 1 and abs(sy - cy) < 1
+    # and is the same image pixel as found independently on the whole image
+    ox, oy = cut._wcsinfo.origin[0, 0]
+    assert (sx + ox, sy + oy) == (peak_x, peak_y)
+    # the stamp WCS puts M31's centre at the stamp centre + offset
+    px, py = cut.wcs[0].world_to_pixel(M31_CENTER)
+    np.testing.assert_allclose([px, py], [cx, cy], atol=1e-6)
+
+
+# --------------------------------------------------------------------------
+# errors
+# --------------------------------------------------------------------------
+
+
+def test_errors_are_specific(tmp_path):
+    data, w = make_image()
+    hdu = fits.ImageHDU(data, header=w.to_header())
+    pos = [[10.0, 10.0]]
+    with pytest.raises(NoWCSError, match="celestial WCS"):
+        Cutout.from_images({"g": fits.ImageHDU(data)}, M31_CENTER, size=5, bands="g")
+    with pytest.raises(NoWCSError, match="bare array"):
+        Cutout.from_images({"g": data}, M31_CENTER, size=5, bands="g")
+    with pytest.raises(NoWCSError):
+        Cutout.from_images({"g": NDData(data)}, M31_CENTER, size=5, bands="g")
+    with pytest.raises(BandError, match=r"no image for band\(s\) \['i'\]"):
+        Cutout.from_images({"g": hdu}, M31_CENTER, size=5, bands=("g", "i"))
+    for bad in (0, -3, 2.5, (5, 0)):
+        with pytest.raises(ValueError, match="size"):
+            Cutout.from_images({"g": hdu}, pos, size=bad, bands="g", pixel_band="g")
+    far = SkyCoord(RA0 + 1, DEC0 - 1, unit="deg")
+    with pytest.raises(OffImageError, match="all 2 positions"):
+        Cutout.from_images({"g": hdu}, SkyCoord([far, far]), size=5, bands="g")
+    with pytest.raises(ImageShapeError, match="3 axes"):
+        cube = fits.ImageHDU(np.zeros((2, 5, 5), "f4"))
+        Cutout.from_images({"g": cube}, M31_CENTER, size=5, bands="g")
+    with pytest.raises(ImageShapeError, match="mask shape"):
+        Cutout.from_images({"g": NDData(data, wcs=w, mask=np.zeros((3, 3), bool))},
+                           M31_CENTER, size=5, bands="g")
+    with pytest.raises(ValueError, match="pixel_band"):
+        Cutout.from_images({"g": hdu}, pos, size=5, bands="g")
+    with pytest.raises(FileNotFoundError, match="nope.fits"):
+        Cutout.from_images({"g": tmp_path / "nope.fits"}, M31_CENTER, size=5, bands="g")
+
+
+def test_partly_off_image_warns_and_masks_fully():
+    data, w = make_image()
+    hdu = fits.ImageHDU(data, header=w.to_header())
+    inside = pixel_to_skycoord(20.0, 30.0, w, 0)
+    outside = pixel_to_skycoord(-2.0, 30.0, w, 0)  # stamp would overlap the image
+    with pytest.warns(OffImageWarning, match="1 of 2"):
+        cut = Cutout.from_images({"g": hdu}, SkyCoord([inside, outside]), size=9, bands="g",
+                                 progress=False)
+    assert cut.valid_fraction[:, 0].tolist() == [1.0, 0.0]
+
+
+# --------------------------------------------------------------------------
+# container behaviour
+# --------------------------------------------------------------------------
+
+
+def random_cutout(n=12, size=10, seed=0, bands=("g", "i")):
+    rng = np.random.default_rng(seed)
+    data = rng.normal(50, 4, size=(n, size, size, len(bands)))
+    mask = rng.random(data.shape) < 0.05
+    pos = SkyCoord(rng.uniform(10, 11, n), rng.uniform(41, 42, n), unit="deg")
+    off = rng.uniform(-0.5, 0.5, size=(n, 2))
+    return Cutout(data, bands=bands, mask=mask, positions=pos, offsets=off,
+                  meta={"zeropoints": {"g": 30.0, "i": 29.5}})
+
+
+def test_constructor_validation():
+    with pytest.raises(BandError, match="2 band"):
+        Cutout(np.zeros((2, 4, 4, 2)), bands=("g",))
+    with pytest.raises(BandError, match="unique"):
+        Cutout(np.zeros((2, 4, 4, 2)), bands=("g", "g"))
+    with pytest.raises(ValueError, match="mask shape"):
+        Cutout(np.zeros((2, 4, 4, 2)), mask=np.zeros((2, 4, 4, 1), bool))
+    with pytest.raises(ValueError, match="offsets"):
+        Cutout(np.zeros((2, 4, 4, 2)), offsets=np.zeros((3, 2)))
+    with pytest.raises(TypeError, match="SkyCoord"):
+        Cutout(np.zeros((2, 4, 4, 2)), positions=[(1, 2), (3, 4)])
+    with pytest.raises(ValueError, match="normalization"):
+        Cutout(np.zeros((2, 4, 4, 2)), normalization={"foo": 1})
+    cut = Cutout(np.full((2, 4, 4, 1), np.nan), bands="g")
+    assert cut.mask.all() and cut.valid_fraction.tolist() == [[0.0], [0.0]]
+
+
+def test_indexing_and_concatenate():
+    cut = random_cutout()
+    sub = cut[3]
+    assert isinstance(sub, Cutout) and len(sub) == 1
+    np.testing.assert_array_equal(sub.data[0], cut.data[3])
+    assert cut[-1].positions[0] == cut.positions[-1]
+    sl = cut[2:9:3]
+    np.testing.assert_array_equal(sl.offsets, cut.offsets[2:9:3])
+    sel = cut.data[..., 0].mean(axis=(1, 2)) > 50
+    b = cut[sel]
+    assert len(b) == sel.sum()
+    np.testing.assert_array_equal(b.mask, cut.mask[sel])
+    idx = cut[[5, 0, 5]]
+    np.testing.assert_array_equal(idx.data, cut.data[[5, 0, 5]])
+    assert idx.positions[1] == cut.positions[0]
+    with pytest.raises(IndexError):
+        cut[12]
+    with pytest.raises(IndexError):
+        cut[np.ones(3, bool)]
+    both = Cutout.concatenate([cut[:4], cut[4:]])
+    np.testing.assert_array_equal(both.data, cut.data)
+    np.testing.assert_array_equal(both.positions.ra.deg, cut.positions.ra.deg)
+    with pytest.raises(BandError):
+        Cutout.concatenate([cut, cut.select_bands(("i", "g"))])
+    with pytest.raises(ValueError, match="normalization"):
+        Cutout.concatenate([cut, cut.normalize("none")])
+    with pytest.raises(ValueError, match="empty"):
+        Cutout.concatenate([])
+    swapped = cut.select_bands(["i", "g"])
+    np.testing.assert_array_equal(swapped.data[..., 0], cut.data[..., 1])
+
+
+def test_dihedral_group_and_offsets():
+    cut = random_cutout(n=3, size=7)
+    d = cut.data
+    expected = [np.rot90(d, k, axes=(1, 2)) for k in range(4)]
+    expected += [np.flip(e, axis=2) for e in expected]
+    outs = [cut.dihedral(k) for k in range(8)]
+    for k in range(8):
+        np.testing.assert_array_equal(outs[k].data, expected[k])
+        np.testing.assert_array_equal(outs[k].mask, cut.dihedral(k).mask)
+    # the 8 transforms of an asymmetric stamp are all different
+    flat = {outs[k].data.tobytes() for k in range(8)}
+    assert len(flat) == 8
+    # offsets follow the pixels: a single bright pixel off centre
+    stamp = np.zeros((1, 7, 7, 1))
+    stamp[0, 1, 5, 0] = 1.0  # row 1, column 5 -> (dx, dy) = (2, -2) + 0.25 sub-pixel
+    one = Cutout(stamp, bands="g", offsets=[[2.25, -2.0]])
+    for k in range(8):
+        t = one.dihedral(k)
+        r, c = np.argwhere(t.data[0, :, :, 0])[0]
+        dx, dy = t.offsets[0]
+        assert np.round(dx) == c - 3 and np.round(dy) == r - 3
+        assert np.isclose(abs(dx) + abs(dy), 4.25)
+    aug = cut.augment_dihedral()
+    assert len(aug) == 24
+    np.testing.assert_array_equal(aug.data[2 * 3 + 1], expected[2][1])
+    for bad in (-1, 8, 1.0, True):
+        with pytest.raises(ValueError, match="0 to 7"):
+            cut.dihedral(bad)
+
+
+# --------------------------------------------------------------------------
+# normalisation
+# --------------------------------------------------------------------------
+
+
+def _valid(cut, i, b):
+    v = cut.data[i, :, :, b].astype(np.float64)
+    return np.where(cut.mask[i, :, :, b], np.nan, v)
+
+
+@pytest.mark.parametrize("method", ["asinh", "percentile", "standardize", "zscale", "none"])
+@pytest.mark.parametrize("bands", [("g", "i"), ("i",)])
+def test_normalize_against_independent_computation(method, bands):
+    cut = random_cutout(n=4).select_bands(bands)
+    out = cut.normalize(method, fill_value=-1.0)
+    assert out.normalization["method"] == method
+    assert out.normalization["fill_value"] == -1.0
+    json.dumps(out.normalization)
+    assert np.all(out.data[cut.mask] == -1.0)
+    for i in range(len(cut)):
+        for b in range(len(bands)):
+            x = _valid(cut, i, b)
+            if method == "asinh":
+                med = np.nanmedian(x)
+                sig = 1.4826 * np.nanmedian(np.abs(x - med))
+                ref = np.arcsinh((x - med) / sig)
+            elif method == "percentile":
+                lo, hi = np.nanpercentile(x, [0.5, 99.5])
+                ref = np.clip((x - lo) / (hi - lo), 0, 1)
+            elif method == "standardize":
+                ref = (x - np.nanmean(x)) / np.nanstd(x)
+            elif method == "zscale":
+                lo, hi = ZScaleInterval().get_limits(x[np.isfinite(x)])
+                ref = np.clip((x - lo) / (hi - lo), 0, 1)
+            else:
+                ref = x
+            ok = ~cut.mask[i, :, :, b]
+            np.testing.assert_allclose(out.data[i, :, :, b][ok], ref[ok], rtol=2e-6, atol=2e-6)
+    # the recorded dict reproduces the transform exactly
+    again = cut.normalize(**out.normalization)
+    np.testing.assert_array_equal(again.data, out.data)
+    with pytest.raises(ValueError, match="already normalised"):
+        out.normalize(method)
+
+
+def test_normalize_parameters_and_edge_cases():
+    cut = random_cutout(n=2)
+    p = cut.normalize("percentile", lower=5, upper=95)
+    assert p.normalization == {"method": "percentile", "lower": 5.0, "upper": 95.0,
+                               "fill_value": 0.0}
+    a = cut.normalize("asinh", softening=3.0)
+    assert a.normalization["softening"] == 3.0
+    assert set(NORMALIZATIONS) == {"asinh", "zscale", "percentile", "standardize", "none"}
+    with pytest.raises(ValueError, match="unknown normalisation method"):
+        cut.normalize("log")
+    with pytest.raises(ValueError, match="unknown parameter"):
+        cut.normalize("asinh", lower=3)
+    with pytest.raises(ValueError, match="lower < upper"):
+        cut.normalize("percentile", lower=90, upper=10)
+    # constant and fully masked stamps give finite values / the fill value
+    const = Cutout(np.stack([np.full((5, 5, 1), 7.0), np.full((5, 5, 1), np.nan)]), bands="g")
+    for method in ("asinh", "percentile", "standardize", "zscale"):
+        n = const.normalize(method, fill_value=0.5)
+        assert np.all(n.data[0] == 0.0) and np.all(n.data[1] == 0.5)
+
+
+# --------------------------------------------------------------------------
+# file I/O
+# --------------------------------------------------------------------------
+
+
+def test_write_read_round_trip(tmp_path):
+    data, w = make_image()
+    hdu = fits.ImageHDU(data, header=w.to_header())
+    sky = pixel_to_skycoord(np.array([0.0, 40.0, 80.0]), np.array([5.0, 60.0, 119.0]), w, 0)
+    cut = Cutout.from_images({"g": hdu, "i": hdu}, sky, size=(9, 8), progress=False)
+    cut.meta["zeropoints"] = {"g": 30.1, "i": 29.8}
+    path = tmp_path / "c.fits"
+    cut.write(path)
+    back = Cutout.read(path)
+    np.testing.assert_array_equal(back.data, cut.data)
+    np.testing.assert_array_equal(back.mask, cut.mask)
+    np.testing.assert_array_equal(back.offsets, cut.offsets)
+    assert back.bands == cut.bands and back.meta == cut.meta
+    assert back.normalization is None
+    assert np.all(back.positions.separation(cut.positions) < 1e-6 * u.arcsec)
+    for i in range(3):
+        np.testing.assert_allclose(back.stamp_wcs(i, "i").wcs.crpix,
+                                   cut.stamp_wcs(i, "i").wcs.crpix)
+    with pytest.raises(FileExistsError):
+        cut.write(path)
+    norm = cut.normalize("asinh")
+    norm.write(path, overwrite=True)
+    assert Cutout.read(path).normalization == norm.normalization
+    # Cutouts without positions/WCS round-trip too
+    plain = Cutout(np.ones((2, 4, 4, 1)), bands="g")
+    plain.write(tmp_path / "p.fits")
+    assert Cutout.read(tmp_path / "p.fits").positions is None
+
+
+def test_read_corrupt_files(tmp_path):
+    cut = random_cutout(n=30)
+    path = tmp_path / "c.fits"
+    cut.write(path)
+    raw = path.read_bytes()
+    trunc = tmp_path / "truncated.fits"
+    trunc.write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(CorruptFileError, match="truncated.fits"):
+        Cutout.read(trunc)
+    flipped = bytearray(raw)
+    flipped[2880 * 3 + 100] ^= 0xFF  # inside the DATA HDU
+    bad = tmp_path / "flipped.fits"
+    bad.write_bytes(bytes(flipped))
+    with pytest.raises(CorruptFileError, match="flipped.fits"):
+        Cutout.read(bad)
+    other = tmp_path / "other.fits"
+    fits.PrimaryHDU(np.zeros((3, 3))).writeto(other)
+    with pytest.raises(CorruptFileError, match="not a Cutout file"):
+        Cutout.read(other)
+    garbage = tmp_path / "garbage.fits"
+    garbage.write_bytes(b"hello world" * 10)
+    with pytest.raises(CorruptFileError, match="garbage.fits"):
+        Cutout.read(garbage)
+    with pytest.raises(FileNotFoundError):
+        Cutout.read(tmp_path / "missing.fits")
+
+
+def test_hdf5_round_trip_and_corruption(tmp_path):
+    pytest.importorskip("h5py")
+    data, w = make_image()
+    hdu = fits.ImageHDU(data, header=w.to_header())
+    sky = pixel_to_skycoord(np.array([0.0, 40.0]), np.array([5.0, 60.0]), w, 0)
+    cut = Cutout.from_images({"g": hdu}, sky, size=7, bands="g", progress=False)
+    cut = cut.normalize("standardize", fill_value=-2.0)
+    cut.meta["note"] = "hdf5"
+    path = tmp_path / "c.h5"
+    cut.write(path)
+    back = Cutout.read(path)
+    np.testing.assert_array_equal(back.data, cut.data)
+    np.testing.assert_array_equal(back.mask, cut.mask)
+    assert back.normalization == cut.normalization and back.meta == cut.meta
+    np.testing.assert_allclose(back.stamp_wcs(1).wcs.crpix, cut.stamp_wcs(1).wcs.crpix)
+    with pytest.raises(FileExistsError):
+        cut.write(path)
+    raw = path.read_bytes()
+    trunc = tmp_path / "trunc.h5"
+    trunc.write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(CorruptFileError, match="trunc.h5"):
+        Cutout.read(trunc)
+
+
+def test_stamp_wcs_sources_are_shared_across_chunks(tmp_path):
+    hdul, arrays = make_mef()
+    xy = np.random.default_rng(0).uniform(5, 55, size=(40, 2))
+    sky = pixel_to_skycoord(xy[:, 0], xy[:, 1], arrays[1][1], 0)
+    parts = list(Cutout.iter_from_images({"g": hdul}, sky, size=5, bands="g", chunk_size=7,
+                                         progress=False))
+    joined = Cutout.concatenate(parts)
+    assert len(joined._wcsinfo.sources) == 1  # one CCD, however many chunks
+    joined[::2].write(tmp_path / "s.fits")
+    with fits.open(tmp_path / "s.fits") as f:
+        assert sum(h.name == "SRCWCS" for h in f) == 1
+
+
+def test_plot_returns_figure():
+    pytest.importorskip("matplotlib")
+    import matplotlib.pyplot as plt
+
+    cut = random_cutout(n=6)
+    fig = cut.plot(n=4, seed=1, labels=[str(i) for i in range(6)])
+    assert len([a for a in fig.axes if a.images]) == 4
+    fig2 = cut.plot(n=3, band="i")
+    assert len([a for a in fig2.axes if a.images]) == 3
+    plt.close("all")
+
+
+def test_write_refuses_non_json_meta(tmp_path):
+    cut = Cutout(np.ones((1, 4, 4, 1)), bands="g", meta={"bad": object()})
+    with pytest.raises(TypeError, match="JSON"):
+        cut.write(tmp_path / "x.fits")
+    assert not (tmp_path / "x.fits").exists()
+
+
+def test_no_warning_leak_on_clean_input():
+    data, w = make_image()
+    hdu = fits.ImageHDU(data, header=w.to_header())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cut = Cutout.from_images({"g": hdu}, pixel_to_skycoord(30, 30, w, 0), size=5,
+                                 bands="g", progress=False)
+    assert cut.valid_fraction[0, 0] == 1
