@@ -16,14 +16,16 @@ try:
 except ImportError:  # pragma: no cover - source tree without setuptools_scm
     __version__ = "0.0.0"
 
-from . import catalog, cutout, exceptions, geometry  # noqa: E402
+from . import catalog, crossmatch, cutout, datasets, exceptions, geometry  # noqa: E402
 from .catalog import (  # noqa: E402
     CANDIDATE_NAME_COLUMNS,
     Catalog,
     read_pandas_ascd,
     write_pandas_ascd,
 )
+from .crossmatch import deduplicate, match  # noqa: E402
 from .cutout import Cutout  # noqa: E402
+from .datasets import load_caldwell2011, load_rbc_v5, read_catalog  # noqa: E402
 from .geometry import (  # noqa: E402
     M31_CENTER,
     deprojected_radius,
@@ -36,6 +38,13 @@ from .geometry import (  # noqa: E402
 __all__ = [
     "__version__",
     "catalog",
+    "crossmatch",
+    "datasets",
+    "match",
+    "deduplicate",
+    "load_rbc_v5",
+    "load_caldwell2011",
+    "read_catalog",
     "cutout",
     "Cutout",
     "exceptions",
