@@ -16,7 +16,16 @@ try:
 except ImportError:  # pragma: no cover - source tree without setuptools_scm
     __version__ = "0.0.0"
 
-from . import catalog, crossmatch, cutout, datasets, exceptions, geometry  # noqa: E402
+from . import (  # noqa: E402
+    catalog,
+    crossmatch,
+    cutout,
+    datasets,
+    exceptions,
+    geometry,
+    inspection,
+    survey,
+)
 from .catalog import (  # noqa: E402
     CANDIDATE_NAME_COLUMNS,
     Catalog,
@@ -26,6 +35,8 @@ from .catalog import (  # noqa: E402
 from .crossmatch import deduplicate, match  # noqa: E402
 from .cutout import Cutout  # noqa: E402
 from .datasets import load_caldwell2011, load_rbc_v5, read_catalog  # noqa: E402
+from .inspection import combine_scores, inspection_montage  # noqa: E402
+from .survey import SurveyRun, iter_chunks, run_survey  # noqa: E402
 from .geometry import (  # noqa: E402
     M31_CENTER,
     deprojected_radius,
@@ -38,6 +49,13 @@ from .geometry import (  # noqa: E402
 __all__ = [
     "__version__",
     "catalog",
+    "inspection",
+    "survey",
+    "combine_scores",
+    "inspection_montage",
+    "run_survey",
+    "SurveyRun",
+    "iter_chunks",
     "crossmatch",
     "datasets",
     "match",

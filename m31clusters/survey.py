@@ -1,0 +1,818 @@
+"""
+Survey-scale runs: map a per-field function over many PAndAS fields on Dask.
+
+`run_survey` applies a user's per-field function (for example "open the g
+and i stacks -> cut stamps -> classify -> `~m31clusters.catalog.Catalog`")
+to many fields on a Dask scheduler (threads or worker processes on this
+machine, or any ``distributed.Client``: a multi-node cluster, dask-jobqueue,
+...).  Each finished field is written at once, atomically, to its own table
+file in the output directory together with a small JSON manifest, so an
+interrupted run resumes where it stopped and never loses finished fields.
+A failing field is retried, then recorded with its traceback while the other
+fields go on.  At the end the field tables are merged into one catalogue
+and duplicate detections in field overlaps are removed with
+`m31clusters.crossmatch.deduplicate`.
+
+`iter_chunks` helps keep the memory of each worker bounded by processing a
+field's sources in chunks.
+
+Dask (``dask[distributed]``, the optional extra ``m31clusters[dask]``) is
+imported only when a run uses it.
+"""
+
+import datetime
+import json
+import os
+import re
+import threading
+import time
+import traceback
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+from astropy import units as u
+from astropy.table import Table, vstack
+
+from .exceptions import CorruptFileError, FieldFailedWarning
+from .utils._io import atomic_path
+from .utils._tables import as_catalog
+from .utils._validation import as_quantity
+
+__all__ = ["run_survey", "SurveyRun", "iter_chunks", "MANIFEST_NAME"]
+
+#: Name of the JSON manifest written in the output directory of a survey run.
+MANIFEST_NAME = "survey.json"
+
+_MANIFEST_KIND = "m31clusters-survey"
+_MANIFEST_VERSION = 1
+_FORMATS = {"fits": ("fits", "fits"), "ecsv": ("ascii.ecsv", "ecsv")}
+_SCHEDULERS = ("threads", "processes", "synchronous")
+_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+
+
+def iter_chunks(n, chunk_size):
+    """
+    Slices that cover ``range(n)`` in consecutive chunks of at most *chunk_size*.
+
+    Use it inside a per-field function to process a field's sources a chunk
+    at a time, so that the memory a worker needs (stamps, network
+    activations) is set by *chunk_size*, not by the number of sources in
+    the field.
+
+    Parameters
+    ----------
+    n : int
+        Number of items (sources); ``0`` yields nothing.
+    chunk_size : int
+        Largest number of items per chunk (at least 1).
+
+    Yields
+    ------
+    slice
+        ``slice(start, stop)`` with ``stop - start <= chunk_size``.
+
+    Raises
+    ------
+    TypeError
+        If *n* or *chunk_size* is not an integer.
+    ValueError
+        If *n* is negative or *chunk_size* is smaller than 1.
+
+    Examples
+    --------
+    >>> from m31clusters.survey import iter_chunks
+    >>> list(iter_chunks(5, 2))
+    [slice(0, 2, None), slice(2, 4, None), slice(4, 5, None)]
+    >>> import numpy as np
+    >>> mags = np.arange(7.0)
+    >>> [float(mags[s].sum()) for s in iter_chunks(mags.size, 3)]
+    [3.0, 12.0, 6.0]
+    """
+    n = _as_int(n, "n")
+    chunk_size = _as_int(chunk_size, "chunk_size")
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    for start in range(0, n, chunk_size):
+        yield slice(start, min(start + chunk_size, n))
+
+
+def _as_int(value, name):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    return int(value)
+
+
+def _field_key(key):
+    """Validate a field key (int or simple string) and return it as int or str."""
+    if isinstance(key, (int, np.integer)) and not isinstance(key, (bool, np.bool_)):
+        key = int(key)
+        if key < 0:
+            raise ValueError(f"field ids must be >= 0, got {key}")
+        return key
+    if isinstance(key, str):
+        if not _KEY_RE.match(key):
+            raise ValueError(
+                f"field name {key!r} cannot be used in a file name; use letters, digits "
+                "and _ . + - only (starting with a letter or digit)"
+            )
+        return key
+    raise TypeError(
+        f"field keys must be integers (e.g. PAndAS field numbers) or strings, got {key!r}"
+    )
+
+
+def _field_filename(key, ext):
+    if isinstance(key, int):
+        return f"field_{key:03d}.{ext}"
+    return f"field_{key}.{ext}"
+
+
+def _now():
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+
+
+def _callable_name(func):
+    module = getattr(func, "__module__", None) or ""
+    name = getattr(func, "__qualname__", None) or type(func).__name__
+    return f"{module}.{name}" if module else name
+
+
+def _run_field(func, key, arg, retries):
+    """
+    Run ``func(arg)`` with up to *retries* retries (executed on a worker).
+
+    Never raises for an error of *func*: returns a dict with the table or
+    the error and its traceback.
+    """
+    t0 = time.perf_counter()
+    earlier = []
+    attempts = 0
+    while True:
+        attempts += 1
+        try:
+            result = func(arg)
+        except Exception as exc:  # noqa: BLE001 - reported, not swallowed
+            message = f"{type(exc).__name__}: {exc}"
+            if attempts > retries:
+                return {
+                    "status": "failed",
+                    "attempts": attempts,
+                    "seconds": time.perf_counter() - t0,
+                    "error": message,
+                    "traceback": traceback.format_exc(),
+                    "earlier_errors": earlier,
+                }
+            earlier.append(message)
+            continue
+        break
+    record = {
+        "attempts": attempts,
+        "seconds": time.perf_counter() - t0,
+        "earlier_errors": earlier,
+    }
+    if result is None:
+        result = Table()
+    if not isinstance(result, Table):
+        # A wrong return type is a programming error: retrying will not help.
+        record.update(
+            status="failed",
+            error=(
+                f"TypeError: the per-field function returned {type(result).__name__} for "
+                f"field {key!r}; it must return an astropy Table (or Catalog), or None "
+                "for a field without sources"
+            ),
+            traceback="",
+        )
+        return record
+    record.update(status="done", table=result)
+    return record
+
+
+class SurveyRun:
+    """
+    The state and results of a survey run made by `run_survey`.
+
+    Reflects the output directory: which fields are finished (their table
+    file exists), which failed (with error and traceback), which are still
+    pending.  Use `SurveyRun.load` to look at the directory of a run made
+    earlier (or one still going on elsewhere).
+
+    Attributes
+    ----------
+    out_dir : `~pathlib.Path`
+        The output directory.
+    fields : list
+        The field keys of the run, in the order given.
+    records : dict
+        Per-field record (field key -> dict) as stored in the manifest:
+        ``status`` (``"done"``, ``"failed"`` or ``"pending"``), ``file``,
+        ``rows``, ``attempts``, ``seconds``, ``finished`` (UTC), and for
+        failures ``error`` and ``traceback``.
+    computed : list
+        Keys of the fields computed (successfully or not) by this call of
+        `run_survey`; empty for `SurveyRun.load`.
+    resumed : list
+        Keys of the fields found finished in the output directory and
+        therefore not recomputed.
+    catalog : `~m31clusters.catalog.Catalog` or None
+        The merged (and de-duplicated) catalogue, when `run_survey` was
+        called with ``merge=True``.
+    """
+
+    def __init__(self, out_dir, fields, records, table_format="fits", computed=(),
+                 resumed=(), catalog=None):
+        self.out_dir = Path(out_dir)
+        self.fields = list(fields)
+        self.records = records
+        self.table_format = table_format
+        self.computed = list(computed)
+        self.resumed = list(resumed)
+        self.catalog = catalog
+
+    # ------------------------------------------------------------------ state
+    @property
+    def manifest_path(self):
+        """Path of the JSON manifest."""
+        return self.out_dir / MANIFEST_NAME
+
+    @property
+    def done(self):
+        """Keys of the finished fields (list)."""
+        return [k for k in self.fields if self.records[k]["status"] == "done"]
+
+    @property
+    def failed(self):
+        """Failed fields: dict field key -> error message (``"Type: message"``)."""
+        return {
+            k: self.records[k]["error"]
+            for k in self.fields
+            if self.records[k]["status"] == "failed"
+        }
+
+    @property
+    def tracebacks(self):
+        """Failed fields: dict field key -> full traceback text of the last attempt."""
+        return {
+            k: self.records[k].get("traceback", "")
+            for k in self.fields
+            if self.records[k]["status"] == "failed"
+        }
+
+    @property
+    def pending(self):
+        """Keys of the fields neither finished nor failed (list)."""
+        return [k for k in self.fields if self.records[k]["status"] == "pending"]
+
+    @property
+    def complete(self):
+        """True when every field is finished."""
+        return all(self.records[k]["status"] == "done" for k in self.fields)
+
+    def __len__(self):
+        return len(self.fields)
+
+    def __repr__(self):
+        return (
+            f"<SurveyRun {str(self.out_dir)!r}: {len(self.fields)} fields, "
+            f"{len(self.done)} done ({len(self.resumed)} resumed), "
+            f"{len(self.failed)} failed, {len(self.pending)} pending>"
+        )
+
+    # ------------------------------------------------------------------ I/O
+    def field_path(self, key):
+        """Path of the table file of field *key*."""
+        key = _field_key(key)
+        if key not in self.records:
+            raise KeyError(f"field {key!r} is not part of this survey run")
+        return self.out_dir / self.records[key]["file"]
+
+    def read_field(self, key):
+        """
+        Read the table of a finished field.
+
+        Raises
+        ------
+        KeyError
+            If *key* is not a field of the run or the field is not finished.
+        """
+        path = self.field_path(key)
+        if self.records[_field_key(key)]["status"] != "done" or not path.exists():
+            raise KeyError(f"field {key!r} is not finished (no file {str(path)!r})")
+        return as_catalog(_read_table(path, self.table_format), copy=False)
+
+    def merge(self, dedup_radius=1 * u.arcsec, keep="max:Conf", field_column="field"):
+        """
+        Merge the finished fields into one catalogue, then remove duplicates.
+
+        Parameters
+        ----------
+        dedup_radius : `~astropy.units.Quantity` or None
+            Linking length for `m31clusters.crossmatch.deduplicate` (sources
+            seen in two overlapping fields); ``None`` merges without
+            de-duplication.
+        keep : str
+            Which detection of a duplicate group to keep (see
+            `~m31clusters.crossmatch.deduplicate`), default the most
+            confident one.
+        field_column : str
+            Name of the column added with the field key of each row, unless
+            the tables already have it or a ``PAndAS`` column.
+
+        Returns
+        -------
+        `~m31clusters.catalog.Catalog`
+            Rows of all finished fields in field order (empty if none).
+        """
+        if dedup_radius is not None:
+            dedup_radius = as_quantity(dedup_radius, u.arcsec, "dedup_radius")
+        tables = []
+        for key in self.done:
+            t = self.read_field(key)
+            if len(t) == 0 or not t.colnames:
+                continue
+            if "PAndAS" not in t.colnames and field_column not in t.colnames:
+                t[field_column] = np.full(len(t), key)
+            tables.append(t)
+        if not tables:
+            return as_catalog(Table(), copy=False)
+        merged = vstack(tables, join_type="outer", metadata_conflicts="silent")
+        merged = as_catalog(merged, copy=False)
+        if dedup_radius is None:
+            return merged
+        from .crossmatch import deduplicate
+
+        fcol = "PAndAS" if "PAndAS" in merged.colnames else field_column
+        if fcol not in merged.colnames:
+            fcol = None
+        return deduplicate(merged, radius=dedup_radius, keep=keep, field_column=fcol)
+
+    @classmethod
+    def load(cls, out_dir):
+        """
+        Read the state of a survey directory written by `run_survey`.
+
+        A field whose table file exists counts as finished even if the
+        manifest was not updated (the run was killed in between).
+
+        Raises
+        ------
+        FileNotFoundError
+            If *out_dir* has no manifest.
+        m31clusters.exceptions.CorruptFileError
+            If the manifest is not a valid survey manifest.
+        """
+        out_dir = Path(out_dir)
+        manifest = _read_manifest(out_dir)
+        if manifest is None:
+            raise FileNotFoundError(f"no survey manifest {str(out_dir / MANIFEST_NAME)!r}")
+        fmt = manifest["table_format"]
+        records = {}
+        for rec in manifest["fields"]:
+            key = _field_key(rec["field"])
+            records[key] = _reconcile(dict(rec), out_dir)
+        return cls(out_dir, list(records), records, table_format=fmt)
+
+    def _write_manifest(self, func_name=None):
+        doc = {
+            "kind": _MANIFEST_KIND,
+            "version": _MANIFEST_VERSION,
+            "table_format": self.table_format,
+            "func": func_name,
+            "updated": _now(),
+            "fields": [{"field": k, **rec} for k, rec in self.records.items()],
+        }
+        with atomic_path(self.manifest_path, overwrite=True) as tmp:
+            with open(tmp, "w") as f:
+                json.dump(doc, f, indent=1)
+
+
+def _read_table(path, table_format):
+    return Table.read(path, format=_FORMATS[table_format][0])
+
+
+def _write_table(table, path, table_format):
+    with atomic_path(path, overwrite=True) as tmp:
+        table.write(tmp, format=_FORMATS[table_format][0], overwrite=True)
+
+
+def _read_manifest(out_dir):
+    path = Path(out_dir) / MANIFEST_NAME
+    if not path.exists():
+        return None
+    try:
+        with open(path) as f:
+            doc = json.load(f)
+    except (OSError, ValueError) as exc:
+        raise CorruptFileError(f"survey manifest {str(path)!r} is not valid JSON: {exc}") from exc
+    if (
+        not isinstance(doc, dict)
+        or doc.get("kind") != _MANIFEST_KIND
+        or doc.get("table_format") not in _FORMATS
+        or not isinstance(doc.get("fields"), list)
+    ):
+        raise CorruptFileError(f"{str(path)!r} is not an m31clusters survey manifest")
+    if doc.get("version", 0) > _MANIFEST_VERSION:
+        raise CorruptFileError(
+            f"survey manifest {str(path)!r} has version {doc['version']}, newer than "
+            f"this m31clusters understands ({_MANIFEST_VERSION}); upgrade m31clusters"
+        )
+    return doc
+
+
+def _reconcile(rec, out_dir):
+    """Make a record agree with the files: the table file is the proof of a finished field."""
+    exists = (Path(out_dir) / rec["file"]).exists()
+    if exists and rec.get("status") != "done":
+        # Killed between writing the table and updating the manifest.
+        rec.update(status="done", rows=None, error=None, traceback=None)
+    elif not exists and rec.get("status") == "done":
+        rec.update(status="pending", rows=None)
+    rec.setdefault("status", "pending")
+    return rec
+
+
+def _pending_record(filename):
+    return {"status": "pending", "file": filename, "rows": None, "attempts": 0}
+
+
+def _cleanup_temporaries(out_dir, filenames):
+    """Remove temporary files left by a run killed while writing a field table."""
+    for name in filenames:
+        for tmp in out_dir.glob(f".{name}.*.tmp"):
+            try:
+                tmp.unlink()
+            except OSError:  # pragma: no cover - e.g. removed concurrently
+                pass
+
+
+def _make_client(n_workers, cluster_kwargs):
+    from distributed import Client, LocalCluster
+
+    kwargs = {"dashboard_address": None, "processes": True,
+              "n_workers": n_workers or os.cpu_count(), "threads_per_worker": 1}
+    kwargs.update(cluster_kwargs or {})
+    cluster = LocalCluster(**kwargs)
+    return Client(cluster), cluster
+
+
+def _run_threads(func, todo, args, retries, finish, bar, n_workers):
+    """Dask's threaded scheduler: nothing is pickled, *func* may hold any object."""
+    import dask
+
+    lock = threading.Lock()
+
+    def task(key):
+        result = _run_field(func, key, args[key], retries)
+        with lock:
+            finish(key, result)
+            bar.update()
+
+    tasks = [dask.delayed(task, pure=False)(k) for k in todo]
+    dask.compute(*tasks, scheduler="threads", num_workers=n_workers or os.cpu_count())
+
+
+def run_survey(func, fields, out_dir, *, client=None, scheduler=None, n_workers=None,
+               retries=2, overwrite=False, progress=True, merge=True,
+               dedup_radius=1 * u.arcsec, keep="max:Conf", table_format="fits",
+               cluster_kwargs=None):
+    """
+    Map a per-field function over many fields on Dask, with resumable output.
+
+    ``func(field)`` (or ``func(fields[key])`` when *fields* is a mapping) is
+    run once per field and must return an `~astropy.table.Table` (typically
+    a `~m31clusters.catalog.Catalog` of candidates), or None for a field
+    without sources.  As each field completes, its table is written
+    atomically to ``out_dir/field_###.fits`` (``field_<name>.fits`` for
+    string keys) and the manifest ``out_dir/survey.json`` is updated, so:
+
+    * a run that is interrupted or killed resumes, when called again with
+      the same *out_dir*, with the fields that are not finished: a field
+      whose file exists is never recomputed (unless ``overwrite=True``);
+    * a field whose function raises is retried *retries* times, then
+      recorded as failed with its error and traceback (in the manifest and
+      in `SurveyRun.failed` / `SurveyRun.tracebacks`) while the other
+      fields go on; failed fields are tried again by the next call;
+    * finished fields are merged into one catalogue, and sources detected
+      in two overlapping fields are merged with
+      `m31clusters.crossmatch.deduplicate`.
+
+    Memory per worker is that of one field (one per thread or process): in
+    *func*, process a field's sources in chunks with `iter_chunks`.
+
+    Parameters
+    ----------
+    func : callable
+        The per-field function.  With ``scheduler="processes"`` or a
+        *client* it must be picklable (a module-level function, or anything
+        cloudpickle handles, e.g. a `functools.partial` or a closure over
+        picklable objects).
+    fields : sequence or mapping
+        Field keys (integers, e.g. PAndAS field numbers, or strings of
+        letters, digits and ``_ . + -``), passed to *func*; or a mapping
+        ``{key: argument}`` where *func* receives the argument (for example
+        the paths of the field's stacks) and the key names the output file.
+    out_dir : str or path-like
+        Output directory (created if needed).  Holds one table per field
+        and the manifest; use one directory per survey and one run at a
+        time per directory.
+    client : ``distributed.Client``, optional
+        Run on this Dask cluster (local, multi-node, dask-jobqueue, ...).
+        Not closed at the end.  Workers send the field tables back to this
+        process, which writes them, so *out_dir* need not be shared with the
+        workers.
+    scheduler : {"threads", "processes", "synchronous"}, optional
+        Without *client*: ``"threads"`` (default) runs fields in threads of
+        this process with Dask's threaded scheduler (nothing is pickled, so
+        *func* may use a loaded model or open files); ``"processes"`` in
+        worker processes of a ``distributed.LocalCluster`` (one thread
+        each; for GIL-bound Python code, and to cap the memory of each
+        worker with ``cluster_kwargs={"memory_limit": "4GiB"}``);
+        ``"synchronous"`` one field after the other in this process without
+        Dask (debugging, profiling).
+    n_workers : int, optional
+        Number of fields processed at once without *client* (default: the
+        number of CPUs).
+    retries : int
+        Number of times a failing field is retried (default 2).
+    overwrite : bool
+        If True, recompute every field of *fields* and replace its file
+        (these files are deleted first).  If False (default), finished
+        fields are kept and not recomputed.
+    progress : bool
+        Show a progress bar (tqdm) over the fields.
+    merge : bool
+        Merge the finished fields into ``SurveyRun.catalog`` at the end.
+    dedup_radius : `~astropy.units.Quantity` or None
+        Linking length for the de-duplication of the merged catalogue
+        (default 1 arcsec); None to keep all rows.
+    keep : str
+        Which detection of a duplicate group is kept (default
+        ``"max:Conf"``, the most confident; see
+        `~m31clusters.crossmatch.deduplicate`).
+    table_format : {"fits", "ecsv"}
+        Format of the per-field tables.
+    cluster_kwargs : dict, optional
+        Extra arguments for the ``distributed.LocalCluster`` made for
+        ``scheduler="processes"`` (e.g. ``memory_limit``).
+
+    Returns
+    -------
+    `SurveyRun`
+        Which fields were computed, resumed or failed, and the merged
+        catalogue in ``.catalog`` (None if ``merge=False``).
+
+    Raises
+    ------
+    TypeError
+        If *func* is not callable, a field key is neither an integer nor a
+        string, or *client* is not a ``distributed.Client``.
+    ValueError
+        If *fields* is empty or has duplicate keys, a key cannot be used in
+        a file name, an option is invalid, or *out_dir* holds a run
+        written in another *table_format*.
+    m31clusters.exceptions.CorruptFileError
+        If the manifest in *out_dir* is unreadable.
+
+    Warns
+    -----
+    m31clusters.exceptions.FieldFailedWarning
+        If some fields failed after all retries (the others are finished).
+
+    Examples
+    --------
+    A per-field function returning a catalogue (here made up; in real use
+    it opens the field's stacks, cuts stamps and classifies them):
+
+    >>> import tempfile
+    >>> import numpy as np
+    >>> import astropy.units as u
+    >>> from astropy.coordinates import SkyCoord
+    >>> from astropy.table import Table, vstack
+    >>> from m31clusters.survey import run_survey, iter_chunks
+    >>> def classify_field(field):
+    ...     # three sources 0.1 deg apart; the last one is also the first of
+    ...     # the next field (fields overlap)
+    ...     ra = 10.0 + 0.2 * (field - 207) + np.array([0.0, 0.1, 0.2])
+    ...     coord = SkyCoord(ra, np.full(3, 41.0), unit="deg")
+    ...     conf = np.random.default_rng(field).uniform(0.5, 1.0, 3)
+    ...     parts = [Table({"coord": coord[s], "Conf": conf[s]})
+    ...              for s in iter_chunks(len(coord), 2)]  # 2 sources at a time
+    ...     return vstack(parts)
+    >>> out = tempfile.mkdtemp()
+    >>> run = run_survey(classify_field, [207, 208, 209], out,
+    ...                  scheduler="synchronous", progress=False)
+    >>> run  # doctest: +ELLIPSIS
+    <SurveyRun '...': 3 fields, 3 done (0 resumed), 0 failed, 0 pending>
+    >>> len(run.catalog)  # 9 detections of 7 sources
+    7
+    >>> run.catalog["fields"].tolist()  # the fields each source was found in
+    ['207', '207', '207,208', '208', '208,209', '209', '209']
+
+    Calling it again finds every field finished and recomputes nothing:
+
+    >>> again = run_survey(classify_field, [207, 208, 209], out,
+    ...                    scheduler="synchronous", progress=False)
+    >>> again.resumed, again.computed
+    ([207, 208, 209], [])
+    """
+    if not callable(func):
+        raise TypeError(f"func must be callable, got {type(func).__name__}")
+    keys, args = _parse_fields(fields)
+    retries = _as_int(retries, "retries")
+    if retries < 0:
+        raise ValueError(f"retries must be >= 0, got {retries}")
+    if n_workers is not None:
+        n_workers = _as_int(n_workers, "n_workers")
+        if n_workers < 1:
+            raise ValueError(f"n_workers must be >= 1, got {n_workers}")
+    if table_format not in _FORMATS:
+        raise ValueError(f"table_format must be one of {sorted(_FORMATS)}, got {table_format!r}")
+    if client is not None:
+        if scheduler is not None:
+            raise ValueError("give either client or scheduler, not both")
+        if not (hasattr(client, "submit") and hasattr(client, "scheduler_info")):
+            raise TypeError(
+                f"client must be a distributed.Client, got {type(client).__name__}"
+            )
+    else:
+        scheduler = "threads" if scheduler is None else scheduler
+        if scheduler not in _SCHEDULERS:
+            raise ValueError(f"scheduler must be one of {_SCHEDULERS}, got {scheduler!r}")
+    if dedup_radius is not None:
+        dedup_radius = as_quantity(dedup_radius, u.arcsec, "dedup_radius")
+    if cluster_kwargs is not None and not (client is None and scheduler == "processes"):
+        raise ValueError('cluster_kwargs is only used with scheduler="processes"')
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ext = _FORMATS[table_format][1]
+    filenames = {k: _field_filename(k, ext) for k in keys}
+    if len(set(filenames.values())) != len(keys):
+        raise ValueError("field keys map to the same file name (e.g. 7 and '007')")
+
+    manifest = _read_manifest(out_dir)
+    if manifest is not None and manifest["table_format"] != table_format:
+        if not overwrite:
+            raise ValueError(
+                f"{str(out_dir)!r} holds a survey written with table_format="
+                f"{manifest['table_format']!r}; use it, another directory, or overwrite=True"
+            )
+        manifest = None
+    if overwrite:
+        for name in filenames.values():
+            (out_dir / name).unlink(missing_ok=True)
+    _cleanup_temporaries(out_dir, filenames.values())
+
+    # Records: previous manifest entries (other than the fields to overwrite),
+    # reconciled with the files.
+    old = {}
+    for rec in manifest["fields"] if manifest is not None else []:
+        try:
+            key = _field_key(rec["field"])
+        except (TypeError, ValueError, KeyError):
+            continue
+        if isinstance(rec.get("file"), str) and not (overwrite and key in args):
+            old[key] = rec
+    records = {}
+    for k in keys:
+        rec = dict(old.get(k, _pending_record(filenames[k])))
+        rec["file"] = filenames[k]
+        records[k] = _reconcile(rec, out_dir)
+    # Keep (in the manifest) the records of other fields run earlier in the same directory.
+    for k in old:
+        if k not in records:
+            records[k] = _reconcile(dict(old[k]), out_dir)
+
+    resumed = [k for k in keys if records[k]["status"] == "done"]
+    todo = [k for k in keys if records[k]["status"] != "done"]
+    run = SurveyRun(out_dir, keys, records, table_format=table_format, resumed=resumed)
+    func_name = _callable_name(func)
+    run._write_manifest(func_name)
+
+    def finish(key, result):
+        rec = records[key]
+        rec.update(
+            attempts=result["attempts"],
+            seconds=round(result["seconds"], 3),
+            finished=_now(),
+            earlier_errors=result.get("earlier_errors", []),
+        )
+        if result["status"] == "done":
+            table = result["table"]
+            try:
+                _write_table(table, out_dir / rec["file"], table_format)
+            except Exception as exc:  # noqa: BLE001 - recorded as a failure of the field
+                rec.update(
+                    status="failed",
+                    rows=None,
+                    error=f"could not write the table of field {key!r}: "
+                    f"{type(exc).__name__}: {exc}",
+                    traceback=traceback.format_exc(),
+                )
+            else:
+                rec.update(status="done", rows=len(table), error=None, traceback=None)
+        else:
+            rec.update(status="failed", rows=None, error=result["error"],
+                       traceback=result["traceback"])
+        run.computed.append(key)
+        run._write_manifest(func_name)
+
+    from tqdm.auto import tqdm
+
+    with tqdm(total=len(todo), desc="survey", unit="field", disable=not progress) as bar:
+        if todo and client is None and scheduler == "synchronous":
+            for k in todo:
+                finish(k, _run_field(func, k, args[k], retries))
+                bar.update()
+        elif todo and client is None and scheduler == "threads":
+            _run_threads(func, todo, args, retries, finish, bar, n_workers)
+        elif todo:
+            own_cluster = None
+            if client is None:
+                client, own_cluster = _make_client(n_workers, cluster_kwargs)
+            try:
+                _run_distributed(client, func, todo, args, retries, finish, bar)
+            finally:
+                if own_cluster is not None:
+                    client.close()
+                    own_cluster.close()
+
+    if run.failed:
+        import warnings
+
+        failed = run.failed
+        first = next(iter(failed))
+        warnings.warn(
+            f"{len(failed)} of {len(keys)} fields failed (each tried up to {retries + 1} times) "
+            f"(first: field {first!r}: {failed[first]}); see SurveyRun.failed and "
+            f"SurveyRun.tracebacks, or {str(run.manifest_path)!r}; calling run_survey "
+            "again retries them",
+            FieldFailedWarning,
+            stacklevel=2,
+        )
+    if merge:
+        try:
+            run.catalog = run.merge(dedup_radius=dedup_radius, keep=keep)
+        except Exception as exc:
+            exc.add_note(
+                f"The field tables are safe in {str(out_dir)!r}: merge them with "
+                f"SurveyRun.load({str(out_dir)!r}).merge(...)"
+            )
+            raise
+    return run
+
+
+def _parse_fields(fields):
+    if isinstance(fields, Mapping):
+        items = list(fields.items())
+    elif isinstance(fields, (str, bytes)) or not hasattr(fields, "__iter__"):
+        raise TypeError(
+            f"fields must be a sequence of field keys or a mapping, got {type(fields).__name__}"
+        )
+    else:
+        items = [(k, k) for k in fields]
+    if not items:
+        raise ValueError("fields is empty: nothing to run")
+    keys, args = [], {}
+    for key, arg in items:
+        k = _field_key(key)
+        if k in args:
+            raise ValueError(f"field {k!r} is given more than once")
+        keys.append(k)
+        args[k] = arg if isinstance(fields, Mapping) else k
+    return keys, args
+
+
+def _run_distributed(client, func, todo, args, retries, finish, bar):
+    from distributed import as_completed
+
+    futures = {}
+    for k in todo:
+        fut = client.submit(_run_field, func, k, args[k], retries, pure=False,
+                            key=f"m31clusters-survey-field-{k}-{os.urandom(4).hex()}")
+        futures[fut] = k
+    try:
+        for fut in as_completed(list(futures)):
+            key = futures[fut]
+            if fut.status == "finished":
+                result = fut.result()
+            else:
+                # The task itself failed (worker died: KilledWorker, out of memory, ...).
+                exc = fut.exception()
+                result = {
+                    "status": "failed",
+                    "attempts": 1,
+                    "seconds": 0.0,
+                    "error": f"{type(exc).__name__}: {exc}",
+                    "traceback": "".join(traceback.format_exception(exc)),
+                }
+            fut.release()
+            finish(key, result)
+            bar.update()
+    finally:
+        for fut in futures:
+            if not fut.done():
+                fut.cancel()

@@ -1,0 +1,394 @@
+"""Tests of m31clusters.survey (resumable survey runs on Dask)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy import units as u
+from astropy.coordinates import SkyCoord
+from astropy.table import Table
+
+from m31clusters.exceptions import CorruptFileError, FieldFailedWarning
+from m31clusters.survey import MANIFEST_NAME, SurveyRun, iter_chunks, run_survey
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _count_call(calls_dir, field):
+    with open(Path(calls_dir) / f"{field}.txt", "a") as f:
+        f.write("call\n")
+
+
+def _n_calls(calls_dir, field):
+    path = Path(calls_dir) / f"{field}.txt"
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def _field_table(field):
+    """One source per field, at a position that depends on the field."""
+    return Table({"ra": [10.0 + 0.01 * field] * u.deg, "dec": [41.0] * u.deg,
+                  "Conf": [0.5 + 0.01 * field]})
+
+
+def _no_conf(field):
+    return Table({"ra": [10.0] * u.deg, "dec": [41.0] * u.deg})
+
+
+def square(field):
+    """Module-level (picklable) per-field function for worker processes."""
+    if field == 13:  # the worker process dies (as if killed for using too much memory)
+        time.sleep(0.5)  # let the worker report the fields it finished before
+        os._exit(1)
+    return Table({"x": [field], "x2": [field * field], "pid": [os.getpid()]})
+
+
+# --------------------------------------------------------------------------- iter_chunks
+
+
+def test_iter_chunks_covers_range_once():
+    for n, size in [(0, 3), (1, 1), (10, 3), (9, 3), (5, 10)]:
+        chunks = list(iter_chunks(n, size))
+        covered = np.concatenate([np.arange(n)[s] for s in chunks]) if chunks else []
+        np.testing.assert_array_equal(covered, np.arange(n))
+        assert all(0 < s.stop - s.start <= size for s in chunks)
+        assert len(chunks) == -(-n // size)
+
+
+def test_iter_chunks_errors():
+    with pytest.raises(ValueError, match="chunk_size must be >= 1"):
+        list(iter_chunks(5, 0))
+    with pytest.raises(ValueError, match="n must be >= 0"):
+        list(iter_chunks(-1, 2))
+    with pytest.raises(TypeError, match="chunk_size must be an integer"):
+        list(iter_chunks(5, 2.0))
+
+
+# --------------------------------------------------------------------------- resume
+
+
+_SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    sys.path.insert(0, sys.argv[3])
+    from astropy import units as u
+    from astropy.table import Table
+    from m31clusters.survey import run_survey
+
+    out, calls = Path(sys.argv[1]), Path(sys.argv[2])
+
+    def field_func(field):
+        with open(calls / f"{field}.txt", "a") as f:
+            f.write("call\\n")
+        time.sleep(0.4)
+        return Table({"ra": [10.0 + 0.01 * field] * u.deg, "dec": [41.0] * u.deg,
+                      "Conf": [0.5 + 0.01 * field]})
+
+    run_survey(field_func, range(20), out, scheduler="threads", n_workers=2,
+               progress=False, dedup_radius=None)
+    """
+)
+
+
+def test_killed_run_resumes_without_recomputing(tmp_path):
+    out, calls = tmp_path / "out", tmp_path / "calls"
+    calls.mkdir()
+    script = tmp_path / "survey_script.py"
+    script.write_text(_SCRIPT)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(out), str(calls), str(REPO)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 45
+        while len(list(out.glob("field_*.fits"))) < 3:
+            if proc.poll() is not None:
+                pytest.fail(f"survey script ended early: {proc.stderr.read().decode()}")
+            if time.monotonic() > deadline:
+                pytest.fail("survey script wrote no field in 45 s")
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+        proc.stderr.close()
+    assert proc.returncode == -signal.SIGKILL
+    finished = sorted(int(p.stem.split("_")[1]) for p in out.glob("field_*.fits"))
+    assert 3 <= len(finished) < 20, "the kill must interrupt the run"
+    # The state on disk after the kill already shows the finished fields.
+    state = SurveyRun.load(out)
+    assert state.done == finished and not state.complete
+
+    def field_func(field):
+        _count_call(calls, field)
+        return _field_table(field)
+
+    run = run_survey(field_func, range(20), out, scheduler="synchronous", progress=False,
+                     dedup_radius=None)
+    assert run.complete
+    assert run.resumed == finished
+    assert run.computed == [f for f in range(20) if f not in finished]
+    for field in finished:  # computed once, before the kill
+        assert _n_calls(calls, field) == 1
+    for field in range(20):
+        assert _n_calls(calls, field) >= 1
+    # No temporary file of the killed run is left behind.
+    assert not list(out.glob(".*.tmp"))
+    # Merged catalogue: one row per field, each from its own field.
+    cat = run.catalog
+    assert len(cat) == 20
+    np.testing.assert_allclose(cat["ra"], 10.0 + 0.01 * np.asarray(cat["field"]))
+
+
+def test_file_without_manifest_entry_counts_as_finished(tmp_path):
+    # Simulates a run killed between writing a field table and updating the manifest.
+    run_survey(_field_table, [1, 2, 3], tmp_path, scheduler="synchronous", progress=False,
+               merge=False)
+    manifest = json.loads((tmp_path / MANIFEST_NAME).read_text())
+    for rec in manifest["fields"]:
+        rec["status"] = "pending"
+    (tmp_path / MANIFEST_NAME).write_text(json.dumps(manifest))
+    # A finished field whose file was deleted is recomputed.
+    (tmp_path / "field_002.fits").unlink()
+    calls = []
+
+    def func(field):
+        calls.append(field)
+        return _field_table(field)
+
+    run = run_survey(func, [1, 2, 3], tmp_path, scheduler="synchronous", progress=False,
+                     merge=False)
+    assert calls == [2]
+    assert run.resumed == [1, 3] and run.complete and run.catalog is None
+
+
+def test_overwrite_recomputes_everything(tmp_path):
+    run_survey(_field_table, [1, 2], tmp_path, scheduler="synchronous", progress=False)
+    calls = []
+
+    def func(field):
+        calls.append(field)
+        return Table({"ra": [1.0, 2.0] * u.deg, "dec": [0.0, 0.0] * u.deg, "Conf": [0.1, 0.2]})
+
+    run_survey(_field_table, [3], tmp_path, scheduler="synchronous", progress=False)
+    run = run_survey(func, [1, 2], tmp_path, scheduler="synchronous", progress=False,
+                     overwrite=True)
+    assert calls == [1, 2] and run.resumed == []
+    assert SurveyRun.load(tmp_path).done == [1, 2, 3]  # field 3 is kept
+    assert len(run.read_field(1)) == 2
+    # The same two sources in both fields: de-duplicated into 2 rows.
+    assert list(run.catalog["n_det"]) == [2, 2] and list(run.catalog["fields"]) == ["1,2"] * 2
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def test_retries_and_error_report_on_dask_threads(tmp_path):
+    calls = tmp_path / "calls"
+    calls.mkdir()
+    out = tmp_path / "out"
+
+    def func(field):
+        _count_call(calls, field)
+        if field == 1 and _n_calls(calls, 1) == 1:
+            raise OSError("transient read error")
+        if field == 2:
+            raise ValueError(f"stack of field {field} is corrupt")
+        return _field_table(field)
+
+    with pytest.warns(FieldFailedWarning, match=r"1 of 4 fields failed .*field 2"):
+        run = run_survey(func, [0, 1, 2, 3], out, scheduler="threads", n_workers=2,
+                         retries=2, progress=False, dedup_radius=None)
+    assert run.done == [0, 1, 3]
+    assert run.failed == {2: "ValueError: stack of field 2 is corrupt"}
+    tb = run.tracebacks[2]
+    assert tb.startswith("Traceback") and "in func" in tb and tb.endswith("is corrupt\n")
+    assert _n_calls(calls, 1) == 2 and run.records[1]["attempts"] == 2
+    assert run.records[1]["earlier_errors"] == ["OSError: transient read error"]
+    assert _n_calls(calls, 2) == 3 and run.records[2]["attempts"] == 3
+    assert not (out / "field_002.fits").exists()
+    assert sorted(run.catalog["field"]) == [0, 1, 3]
+    # The error is in the manifest, and load() reports it.
+    manifest = json.loads((out / MANIFEST_NAME).read_text())
+    rec = {r["field"]: r for r in manifest["fields"]}[2]
+    assert rec["status"] == "failed" and "corrupt" in rec["traceback"]
+    assert SurveyRun.load(out).failed == run.failed
+
+    # Next call: only the failed field is tried again.
+    def fixed(field):
+        _count_call(calls, field)
+        return _field_table(field)
+
+    again = run_survey(fixed, [0, 1, 2, 3], out, scheduler="threads", n_workers=2,
+                       progress=False, dedup_radius=None)
+    assert again.computed == [2] and again.complete
+    assert [_n_calls(calls, f) for f in range(4)] == [1, 2, 4, 1]
+
+
+def test_threads_share_unpicklable_objects(tmp_path):
+    # The default threaded scheduler pickles nothing: the function may use
+    # objects of the calling process (a loaded model, a lock, open files).
+    class Model:
+        def __init__(self):
+            self.lock = threading.Lock()
+            self.seen = []
+
+    model = Model()
+
+    def func(field):
+        with model.lock:
+            model.seen.append(field)
+        return Table({"x": [field]})
+
+    run = run_survey(func, range(6), tmp_path, n_workers=3, progress=False, dedup_radius=None)
+    assert run.complete and sorted(model.seen) == list(range(6))
+    assert sorted(run.catalog["x"]) == list(range(6))
+
+
+def test_bad_return_value_fails_without_retry(tmp_path):
+    calls = []
+
+    def func(field):
+        calls.append(field)
+        return [1, 2, 3]
+
+    with pytest.warns(FieldFailedWarning):
+        run = run_survey(func, [5], tmp_path, scheduler="synchronous", progress=False)
+    assert calls == [5]
+    assert "must return an astropy Table" in run.failed[5]
+    assert len(run.catalog) == 0
+
+
+def test_unwritable_table_is_reported(tmp_path):
+    def func(field):
+        return Table({"obj": np.array([object(), object()], dtype=object)})
+
+    with pytest.warns(FieldFailedWarning, match="could not write the table of field 3"):
+        run = run_survey(func, [3], tmp_path, scheduler="synchronous", progress=False)
+    assert run.records[3]["status"] == "failed"
+    assert not list(tmp_path.glob("*.fits")) and not list(tmp_path.glob(".*.tmp"))
+
+
+# --------------------------------------------------------------------------- schedulers
+
+
+def test_worker_processes_and_user_client(tmp_path):
+    import dask
+    from distributed import Client, LocalCluster
+
+    # Field 13 kills its worker process; Dask gives up on it at once
+    # (allowed-failures=0) and it is reported as failed.  It is the last field
+    # (fields run in submission order) so that no other field dies with it.
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        with pytest.warns(FieldFailedWarning, match="field 13: KilledWorker"):
+            run = run_survey(square, [2, 3, 4, 13], tmp_path / "p", scheduler="processes",
+                             n_workers=1, progress=False, dedup_radius=None)
+    assert run.done == [2, 3, 4] and list(run.failed) == [13]
+    assert "KilledWorker" in run.tracebacks[13]
+    np.testing.assert_array_equal(run.catalog["x2"], [4, 9, 16])
+    assert os.getpid() not in set(run.catalog["pid"])
+
+    with LocalCluster(processes=False, n_workers=1, threads_per_worker=2,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        run = run_survey(square, {"a": 2, "b": 5}, tmp_path / "c", client=client,
+                         progress=False, dedup_radius=None)
+        assert client.status == "running"  # a user's client is left open
+    assert run.complete and [p.name for p in sorted((tmp_path / "c").glob("*.fits"))] == [
+        "field_a.fits", "field_b.fits"]
+    assert run.read_field("b")["x2"][0] == 25
+    assert sorted(run.catalog["field"]) == ["a", "b"]
+
+
+def test_merge_deduplicates_overlaps(tmp_path):
+    # Fields 207 and 208 overlap: source B is seen by both, 0.4 arcsec apart.
+    a = SkyCoord(10.0, 41.0, unit="deg")
+    b = SkyCoord(10.1, 41.0, unit="deg")
+    b2 = b.directional_offset_by(0 * u.deg, 0.4 * u.arcsec)
+    c = SkyCoord(10.2, 41.0, unit="deg")
+    tables = {
+        207: Table({"coord": SkyCoord([a, b]), "Conf": [0.9, 0.7], "PAndAS": [207, 207]}),
+        208: Table({"coord": SkyCoord([b2, c]), "Conf": [0.8, 0.6], "PAndAS": [208, 208]}),
+        209: Table({"coord": SkyCoord([], [], unit="deg"), "Conf": np.zeros(0),
+                    "PAndAS": np.zeros(0, int)}),
+    }
+    run = run_survey(tables.get, [207, 208, 209], tmp_path, scheduler="synchronous",
+                     progress=False)
+    cat = run.catalog
+    from m31clusters.catalog import Catalog
+
+    assert isinstance(cat, Catalog) and len(cat) == 3
+    assert "field" not in cat.colnames  # the PAndAS column already says it
+    np.testing.assert_allclose(cat["Conf"], [0.9, 0.8, 0.6])  # B kept from field 208
+    assert cat["coord"][1].separation(b2) < 1e-6 * u.arcsec
+    assert list(cat["n_det"]) == [1, 2, 1]
+    assert list(cat["fields"]) == ["207", "207,208", "208"]
+    # A merge that fails (here: no Conf column for keep="max:Conf") says where the tables are.
+    with pytest.raises(KeyError, match="Conf") as excinfo:
+        run_survey(_no_conf, [1, 2], tmp_path / "noconf", scheduler="synchronous",
+                   progress=False)
+    assert "SurveyRun.load(" in excinfo.value.__notes__[0]
+    merged = SurveyRun.load(tmp_path / "noconf").merge(keep="first")
+    assert len(merged) == 1 and list(merged["n_det"]) == [2]
+    # Below the 0.4 arcsec separation nothing is merged.
+    assert len(run.merge(dedup_radius=0.3 * u.arcsec)) == 4
+    assert len(run.merge(dedup_radius=None)) == 4
+
+
+def test_ecsv_format_and_none_result(tmp_path):
+    def func(field):
+        return None if field == 2 else _field_table(field)
+
+    run = run_survey(func, [1, 2], tmp_path, scheduler="synchronous", progress=False,
+                     table_format="ecsv", dedup_radius=None)
+    assert run.complete and (tmp_path / "field_002.ecsv").exists()
+    assert run.records[2]["rows"] == 0 and len(run.catalog) == 1
+    with pytest.raises(ValueError, match="table_format='ecsv'"):
+        run_survey(func, [1, 2], tmp_path, scheduler="synchronous", progress=False)
+    run = run_survey(func, [1, 2], tmp_path, scheduler="synchronous", progress=False,
+                     overwrite=True, dedup_radius=None)
+    assert run.complete and (tmp_path / "field_001.fits").exists()
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def test_input_validation(tmp_path):
+    with pytest.raises(TypeError, match="func must be callable"):
+        run_survey(3, [1], tmp_path)
+    with pytest.raises(ValueError, match="fields is empty"):
+        run_survey(square, [], tmp_path)
+    with pytest.raises(ValueError, match="given more than once"):
+        run_survey(square, [1, 1], tmp_path)
+    with pytest.raises(ValueError, match="same file name"):
+        run_survey(square, [7, "007"], tmp_path)
+    with pytest.raises(ValueError, match="cannot be used in a file name"):
+        run_survey(square, ["../x"], tmp_path)
+    with pytest.raises(TypeError, match="field keys must be integers"):
+        run_survey(square, [1.5], tmp_path)
+    with pytest.raises(TypeError, match="fields must be a sequence"):
+        run_survey(square, "207", tmp_path)
+    with pytest.raises(ValueError, match="retries must be >= 0"):
+        run_survey(square, [1], tmp_path, retries=-1)
+    with pytest.raises(ValueError, match="scheduler must be one of"):
+        run_survey(square, [1], tmp_path, scheduler="gpu")
+    with pytest.raises(ValueError, match="either client or scheduler"):
+        run_survey(square, [1], tmp_path, client=object(), scheduler="threads")
+    with pytest.raises(TypeError, match="client must be a distributed.Client"):
+        run_survey(square, [1], tmp_path, client=object())
+    with pytest.raises(TypeError, match="dedup_radius must be an astropy Quantity"):
+        run_survey(square, [1], tmp_path, dedup_radius=1.0)
+    assert not list(tmp_path.iterdir())  # nothing written for bad input
+    (tmp_path / MANIFEST_NAME).write_text("{not json")
+    with pytest.raises(CorruptFileError, match="not valid JSON"):
+        run_survey(square, [1], tmp_path, scheduler="synchronous", progress=False)
+    with pytest.raises(ValueError, match="cluster_kwargs is only used"):
+        run_survey(square, [1], tmp_path, cluster_kwargs={"memory_limit": "1GiB"})
+    with pytest.raises(FileNotFoundError, match="no survey manifest"):
+        SurveyRun.load(tmp_path / "nowhere")
