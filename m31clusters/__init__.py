@@ -35,8 +35,6 @@ from .catalog import (  # noqa: E402
 from .crossmatch import deduplicate, match  # noqa: E402
 from .cutout import Cutout  # noqa: E402
 from .datasets import load_caldwell2011, load_rbc_v5, read_catalog  # noqa: E402
-from .inspection import combine_scores, inspection_montage  # noqa: E402
-from .survey import SurveyRun, iter_chunks, run_survey  # noqa: E402
 from .geometry import (  # noqa: E402
     M31_CENTER,
     deprojected_radius,
@@ -45,6 +43,8 @@ from .geometry import (  # noqa: E402
     pandas_fields_containing,
     projected_radius,
 )
+from .inspection import combine_scores, inspection_montage  # noqa: E402
+from .survey import SurveyRun, iter_chunks, run_survey  # noqa: E402
 
 __all__ = [
     "__version__",
