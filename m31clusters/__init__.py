@@ -24,6 +24,8 @@ from . import (  # noqa: E402
     exceptions,
     geometry,
     inspection,
+    photometry,
+    simulate,
     survey,
 )
 from .catalog import (  # noqa: E402
@@ -44,11 +46,22 @@ from .geometry import (  # noqa: E402
     projected_radius,
 )
 from .inspection import combine_scores, inspection_montage  # noqa: E402
+from .photometry import detect_sources, magnitude_limit, measure, snr_depth  # noqa: E402
+from .simulate import inject_clusters, simulate_field, simulate_stamps  # noqa: E402
 from .survey import SurveyRun, iter_chunks, run_survey  # noqa: E402
 
 __all__ = [
     "__version__",
     "catalog",
+    "photometry",
+    "simulate",
+    "detect_sources",
+    "measure",
+    "magnitude_limit",
+    "snr_depth",
+    "simulate_field",
+    "simulate_stamps",
+    "inject_clusters",
     "inspection",
     "survey",
     "combine_scores",

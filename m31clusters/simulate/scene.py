@@ -1,0 +1,414 @@
+"""
+The scene model of the simulator: what lies in the sky towards M31.
+
+`Scene` holds the population parameters (all overridable; `M31_SCENE` is
+the default).  Every component is a Poisson process on the sky with
+magnitudes drawn from a luminosity function made of exponential pieces
+``dN/dm ~ 10**(slope * m)`` and colours from simple empirical relations:
+
+* M31 disc stars: sky density ``disc_density * exp(-R / disc_scale_length)``
+  with R the deprojected radius (inclination 77 deg, PA 38 deg); a red
+  giant branch (tip at i = 21.0, slope 0.3 mag^-1 dex) with colours that
+  redden towards the tip, an AGB above the tip and a young blue main
+  sequence / supergiant population;
+* M31 halo stars: ``halo_density * (Rproj / 30 kpc)**halo_slope``, bluer
+  (metal-poorer) giant branch;
+* Milky Way foreground: uniform, a flat luminosity function, turn-off
+  (g - i ~ 0.65) and M-dwarf (g - i ~ 1.2-3) colours;
+* background galaxies: Sersic profiles, counts ``dN/dm ~ 10**(0.33 m)``,
+  size-magnitude relation ``log10(reff / arcsec) = -0.1 - 0.1 (i - 22)``
+  with 0.15 dex scatter;
+* young disc clusters (EFF profiles, blue) following the disc and old
+  globular clusters (King profiles, red) following a ``(1 + R/3 kpc)**-3``
+  halo profile, g = 15-22, reff = 0.5-10 pc, partly resolved: their stars
+  brighter than i = 23 are drawn one by one (stochastically, so that faint
+  low-mass clusters are lumpy).
+
+Stars fainter than the resolved limit (i = 25.5, or brighter where the
+density would exceed ``max_resolved_density``) are not drawn one by one:
+their mean light and its fluctuations (variance ``density * <flux**2>``)
+are added as a smooth surface brightness plus PSF-convolved noise, so that
+crowding and the unresolved background both rise towards the centre of M31.
+"""
+
+import dataclasses
+import functools
+import math
+
+import numpy as np
+
+from .profiles import EFF_TRUNCATION, eff_enclosed, half_light_scale, king_enclosed
+
+__all__ = ["Scene", "M31_SCENE"]
+
+#: Arcsec per pc at 785 kpc: 1 arcsec = 3.806 pc.
+PC_PER_ARCSEC_785 = 785e3 * math.pi / (180 * 3600)
+
+TRGB_I = 21.0
+#: Most member stars drawn individually per cluster.
+MAX_MEMBERS = 40
+FAINTEST = 31.0
+
+
+def _check_mag_range(mag_range, name):
+    try:
+        lo, hi = (float(v) for v in mag_range)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a pair (bright, faint) of magnitudes, "
+                         f"got {mag_range!r}") from None
+    if not (np.isfinite(lo) and np.isfinite(hi) and 5.0 <= lo <= hi <= 35.0):
+        raise ValueError(
+            f"{name} must satisfy 5 <= bright <= faint <= 35 (AB mag), got ({lo}, {hi})"
+        )
+    return lo, hi
+
+
+@dataclasses.dataclass(frozen=True)
+class Scene:
+    """
+    Population parameters of the simulated sky (defaults: M31, PAndAS-like).
+
+    Densities are numbers per arcmin^2 of objects brighter than i = 25,
+    except the cluster densities (g = ``cluster_mag_range``).
+
+    Parameters
+    ----------
+    distance : float
+        Distance to M31, kpc.
+    disc_density : float
+        Disc star density at the centre (deprojected radius 0).  The default,
+        45000 per arcmin^2 with i < 25, gives a central i-band surface
+        brightness of 20.0 mag/arcsec^2 for the whole luminosity function
+        (22.0 at 10 kpc), like M31's disc (Courteau et al. 2011).
+    disc_scale_length : float
+        Exponential scale length of the disc, kpc.
+    disc_young_fraction : float
+        Fraction of disc stars (i < 25) that are young (blue).
+    halo_density : float
+        Halo star density at a projected 30 kpc.
+    halo_slope : float
+        Power-law slope of the halo density with projected radius.
+    foreground_density : float
+        Milky Way foreground star density.
+    galaxy_density : float
+        Background galaxy density.
+    young_cluster_density : float
+        Young cluster density at the centre (falls off like the disc).
+    gc_number : float
+        Total number of old globular clusters (``(1 + R/3 kpc)**-3`` profile).
+    cluster_mag_range : (float, float)
+        Range of cluster g magnitudes.
+    cluster_reff_range : (float, float)
+        Range of cluster half-light radii, pc (log-uniform).
+    resolved_fraction : float
+        Fraction of clusters drawn with their bright member stars (i <
+        ``member_limit``, sampled stochastically from the luminosity
+        function: dozens in a bright globular, zero to a few in a faint
+        cluster, which then looks lumpy or like a blend); the others are
+        smooth.
+    member_limit : float
+        Faintest member star drawn individually (i, AB).
+    max_resolved_density : float
+        Crowding limit: at most this many stars per arcmin^2 are drawn one
+        by one (the fainter ones are added as smooth light).  The default,
+        1000 (0.28 per arcsec^2, one star per ~2 seeing disks), mimics the
+        crowding limit of ground-based 0.6 arcsec imaging.
+
+    Examples
+    --------
+    >>> from m31clusters.simulate import M31_SCENE
+    >>> sparse = M31_SCENE.replace(disc_density=100.0)
+    >>> sparse.disc_density, M31_SCENE.disc_scale_length
+    (100.0, 5.3)
+    """
+
+    distance: float = 785.0
+    disc_density: float = 45000.0
+    disc_scale_length: float = 5.3
+    disc_young_fraction: float = 0.03
+    halo_density: float = 2.0
+    halo_slope: float = -3.0
+    foreground_density: float = 1.5
+    galaxy_density: float = 15.0
+    young_cluster_density: float = 2.0
+    gc_number: float = 450.0
+    cluster_mag_range: tuple = (15.0, 22.0)
+    cluster_reff_range: tuple = (0.5, 10.0)
+    resolved_fraction: float = 1.0
+    member_limit: float = 23.0
+    max_resolved_density: float = 1000.0
+
+    def __post_init__(self):
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            values = value if isinstance(value, tuple) else (value,)
+            for v in values:
+                if not (np.isfinite(v) and (v >= 0 or f.name == "halo_slope")):
+                    raise ValueError(f"Scene.{f.name} must be finite and >= 0, got {value!r}")
+        for key in ("distance", "disc_scale_length"):
+            if getattr(self, key) <= 0:
+                raise ValueError(f"Scene.{key} must be positive, got {getattr(self, key)}")
+        _check_mag_range(self.cluster_mag_range, "Scene.cluster_mag_range")
+        lo, hi = self.cluster_reff_range
+        if not 0 < lo <= hi:
+            raise ValueError(f"Scene.cluster_reff_range must satisfy 0 < lo <= hi, got {(lo, hi)}")
+        if not 0 <= self.disc_young_fraction <= 1 or not 0 <= self.resolved_fraction <= 1:
+            raise ValueError("Scene fractions must lie in [0, 1]")
+
+    def replace(self, **changes):
+        """A copy with some parameters changed."""
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def pc_per_arcsec(self):
+        """Parsecs per arcsec at `distance`."""
+        return self.distance * 1e3 * math.pi / (180 * 3600)
+
+
+#: The default scene: M31 as seen by PAndAS.
+M31_SCENE = Scene()
+
+
+# ---------------------------------------------------------------------------
+# Luminosity functions made of exponential pieces
+# ---------------------------------------------------------------------------
+class _PiecewiseLF:
+    """dN/dm = amp * 10**(slope * (m - 25)) on [lo, hi) for each piece."""
+
+    def __init__(self, pieces):
+        self.pieces = [tuple(map(float, p)) for p in pieces]
+
+    @staticmethod
+    def _integral(lo, hi, slope, amp, a, b, extra=0.0):
+        a, b = max(a, lo), min(b, hi)
+        if b <= a:
+            return 0.0
+        k = slope + extra
+        c = amp * 10 ** (-slope * 25)
+        if abs(k) < 1e-12:
+            return c * (b - a)
+        return c * (10 ** (k * b) - 10 ** (k * a)) / (k * math.log(10))
+
+    def density(self, m):
+        """dN/dm at magnitudes *m* (array)."""
+        m = np.asarray(m, dtype=float)
+        out = np.zeros(m.shape)
+        for lo, hi, s, amp in self.pieces:
+            sel = (m >= lo) & (m < hi)
+            out[sel] += amp * 10 ** (s * (m[sel] - 25.0))
+        return out
+
+    def number(self, a, b):
+        return sum(self._integral(lo, hi, s, amp, a, b) for lo, hi, s, amp in self.pieces)
+
+    def flux(self, a, b):
+        """Integral of dN/dm * 10**(-0.4 m) over [a, b]."""
+        return sum(self._integral(lo, hi, s, amp, a, b, extra=-0.4)
+                   for lo, hi, s, amp in self.pieces)
+
+    def sample(self, rng, n, a, b):
+        w = np.array([self._integral(lo, hi, s, amp, a, b) for lo, hi, s, amp in self.pieces])
+        out = np.empty(n)
+        if n == 0 or w.sum() <= 0:
+            return out[:0] if w.sum() <= 0 else out
+        which = rng.choice(len(w), size=n, p=w / w.sum())
+        u = rng.random(n)
+        for k, (lo, hi, s, _) in enumerate(self.pieces):
+            sel = which == k
+            m0, m1 = max(lo, a), min(hi, b)
+            if abs(s) < 1e-12:
+                out[sel] = m0 + u[sel] * (m1 - m0)
+            else:
+                e0, e1 = 10 ** (s * m0), 10 ** (s * m1)
+                out[sel] = np.log10(e0 + u[sel] * (e1 - e0)) / s
+        return out
+
+
+# Old red giant branch + AGB (i band); the AGB holds 25% of the RGB density at the tip.
+_OLD_LF = _PiecewiseLF([(19.5, TRGB_I, 0.3, 0.25), (TRGB_I, FAINTEST, 0.3, 1.0)])
+_YOUNG_LF = _PiecewiseLF([(16.0, FAINTEST, 0.25, 1.0)])
+_FG_LF = _PiecewiseLF([(13.0, FAINTEST, 0.12, 1.0)])
+_GAL_LF = _PiecewiseLF([(16.0, FAINTEST, 0.33, 1.0)])
+
+
+def _old_colour(rng, imag, metal_rich):
+    """g - i of old giants: redder towards the tip, redder when metal-rich."""
+    base, slope, sig = (1.0, 0.42, 0.15) if metal_rich else (0.9, 0.25, 0.12)
+    gi = base + slope * np.clip(25.5 - imag, 0, None) + sig * rng.standard_normal(imag.size)
+    agb = imag < TRGB_I
+    gi[agb] = rng.uniform(2.2, 3.3, agb.sum())
+    return gi
+
+
+def _young_colour(rng, n):
+    gi = rng.normal(-0.25, 0.12, n)
+    sg = rng.random(n) < 0.1
+    gi[sg] = rng.uniform(0.5, 2.5, sg.sum())
+    return gi
+
+
+def _fg_colour(rng, n):
+    gi = rng.normal(0.65, 0.15, n)
+    md = rng.random(n) < 0.45
+    gi[md] = rng.uniform(1.2, 3.0, md.sum())
+    return gi
+
+
+def sample_stars(rng, n, population, faint):
+    """
+    Magnitudes (g, i) of *n* stars of *population* with i < *faint*.
+
+    population is one of "disc_old", "disc_young", "halo", "foreground".
+    """
+    if population in ("disc_old", "halo"):
+        imag = _OLD_LF.sample(rng, n, 0.0, faint)
+        gi = _old_colour(rng, imag, population == "disc_old")
+    elif population == "disc_young":
+        imag = _YOUNG_LF.sample(rng, n, 0.0, faint)
+        gi = _young_colour(rng, n)
+    elif population == "foreground":
+        imag = _FG_LF.sample(rng, n, 0.0, faint)
+        gi = _fg_colour(rng, n)
+    else:  # pragma: no cover - internal
+        raise ValueError(population)
+    return imag + gi, imag
+
+
+_STAR_LF = {"disc_old": _OLD_LF, "halo": _OLD_LF, "disc_young": _YOUNG_LF,
+            "foreground": _FG_LF, "galaxy": _GAL_LF}
+
+
+@functools.lru_cache(maxsize=4096)
+def _number_ratio(population, faint):
+    lf = _STAR_LF[population]
+    return lf.number(0.0, faint) / lf.number(0.0, 25.0)
+
+
+def number_ratio(population, faint):
+    """N(i < faint) / N(i < 25) for a population."""
+    return _number_ratio(population, round(float(faint), 4))
+
+
+def diffuse_flux_per_star(population, faint):
+    """
+    Unresolved light of the stars fainter than *faint*, per star brighter
+    than i = 25: mean (g, i) flux and mean (g, i) squared flux, in units of
+    a 0-mag source (for the smooth light and its fluctuations).
+    """
+    return _diffuse_flux_per_star(population, round(float(faint), 3))
+
+
+@functools.lru_cache(maxsize=4096)
+def _diffuse_flux_per_star(population, faint):
+    """
+    Mean (g, i) flux, in units of a 0-mag source, of the stars fainter than
+    *faint* per star brighter than i = 25 (for the smooth unresolved light).
+    """
+    lf = _STAR_LF[population]
+    norm = lf.number(0.0, 25.0)
+    edges = np.linspace(faint, FAINTEST, 400)
+    mid = 0.5 * (edges[:-1] + edges[1:])
+    dndm = lf.density(mid) * np.diff(edges)
+    if population == "disc_young":
+        gi = np.full(mid.shape, -0.25)
+    else:
+        base, slope = (1.0, 0.42) if population != "halo" else (0.9, 0.25)
+        gi = base + slope * np.clip(25.5 - mid, 0, None)
+    fi = np.sum(dndm * 10 ** (-0.4 * mid)) / norm
+    fg = np.sum(dndm * 10 ** (-0.4 * (mid + gi))) / norm
+    # Second moments: the variance of the unresolved light (crowding noise).
+    fi2 = np.sum(dndm * 10 ** (-0.8 * mid)) / norm
+    fg2 = np.sum(dndm * 10 ** (-0.8 * (mid + gi))) / norm
+    return fg, fi, fg2, fi2
+
+
+# ---------------------------------------------------------------------------
+# Extended objects
+# ---------------------------------------------------------------------------
+def sample_galaxies(rng, n, faint):
+    """Background galaxies: dict of arrays (gmag, imag, reff_arcsec, n, q, theta)."""
+    imag = _GAL_LF.sample(rng, n, 0.0, faint)
+    disk = rng.random(n) < 0.55
+    sersic = np.where(disk, rng.uniform(0.7, 1.5, n), rng.uniform(2.5, 4.0, n))
+    q = np.where(disk, rng.uniform(0.25, 1.0, n), rng.uniform(0.6, 1.0, n))
+    gi = np.where(disk, rng.normal(0.7, 0.3, n), rng.normal(1.3, 0.2, n))
+    gi = np.clip(gi, 0.0, 2.2)
+    log_re = -0.1 - 0.1 * (imag - 22.0) + 0.15 * rng.standard_normal(n)
+    return {
+        "gmag": imag + gi, "imag": imag, "reff_arcsec": 10**log_re, "shape": sersic,
+        "q": q, "theta": rng.uniform(0, np.pi, n),
+    }
+
+
+def _sample_profile_radii(rng, profile, shape, n):
+    """Radii (scale units) of member stars drawn from a projected profile."""
+    if n == 0:
+        return np.zeros(0)
+    xmax = 10.0**shape if profile == "king" else EFF_TRUNCATION
+    x = np.concatenate([[0.0], np.geomspace(1e-4 * xmax, xmax, 400)])
+    cdf = king_enclosed(x, shape) if profile == "king" else eff_enclosed(x, shape)
+    return np.interp(rng.random(n), cdf, x)
+
+
+def _bright_members(rng, young, gmag, gi, profile, shape, member_limit):
+    """
+    The cluster's own stars brighter than i = *member_limit*, drawn stochastically.
+
+    Their expected number is the cluster's i flux times the number of such
+    stars per unit flux of the population's luminosity function, so a
+    bright globular shows dozens of giants (mostly lost in its core) while
+    a faint, low-mass cluster is often dominated by one or two stars and
+    looks like a blend.  Returns None when no star is drawn.
+    """
+    lf = _YOUNG_LF if young else _OLD_LF
+    flux_i = 10 ** (-0.4 * (gmag - gi))
+    expected = flux_i * lf.number(0.0, member_limit) / lf.flux(0.0, FAINTEST)
+    nm = int(rng.poisson(expected))
+    if nm == 0:
+        return None
+    # Only the brightest MAX_MEMBERS are drawn as stars; in a bright cluster the
+    # rest are faint compared with it and stay in the smooth light.
+    mi = np.sort(lf.sample(rng, nm, 0.0, member_limit))[:MAX_MEMBERS]
+    nm = mi.size
+    mgi = _young_colour(rng, nm) if young else _old_colour(rng, mi, metal_rich=False)
+    frac_i = 10 ** (-0.4 * mi) / flux_i
+    frac_g = 10 ** (-0.4 * (mi + mgi)) / 10 ** (-0.4 * gmag)
+    # The members cannot outshine the cluster: keep at least 10% smooth light per band.
+    scale = min(1.0, 0.9 / frac_i.sum(), 0.9 / frac_g.sum())
+    radii = _sample_profile_radii(rng, profile, shape, nm)
+    return {"frac_g": frac_g * scale, "frac_i": frac_i * scale, "r_scaled": radii,
+            "angle": rng.uniform(0, 2 * np.pi, nm),
+            "scale_over_reff": 1.0 / half_light_scale(profile, shape)}
+
+
+def sample_clusters(rng, n, kind, mag_range, reff_range_pc, resolved_fraction,
+                    gmag=None, member_limit=23.0):
+    """
+    Star clusters: list of dicts with integrated magnitudes, profile and members.
+
+    kind: "young" (EFF, blue), "old" (King, red) or an array of those.
+    """
+    kinds = np.broadcast_to(np.asarray(kind), (n,))
+    lo, hi = mag_range
+    out = []
+    for k in range(n):
+        young = kinds[k] == "young"
+        g = rng.uniform(lo, hi) if gmag is None else float(gmag[k])
+        gi = rng.uniform(-0.3, 0.8) if young else rng.uniform(0.8, 1.4)
+        reff = float(np.exp(rng.uniform(np.log(reff_range_pc[0]), np.log(reff_range_pc[1]))))
+        if young:
+            profile, shape = "eff", rng.uniform(2.6, 4.0)
+            q = rng.uniform(0.7, 1.0)
+        else:
+            profile, shape = "king", rng.uniform(0.8, 2.0)
+            q = rng.uniform(0.8, 1.0)
+        theta = rng.uniform(0, np.pi)
+        members = None
+        if rng.random() < resolved_fraction:
+            members = _bright_members(rng, young, g, gi, profile, shape, member_limit)
+        out.append({
+            "population": "young" if young else "old", "gmag": g, "imag": g - gi,
+            "reff_pc": reff, "profile": profile, "shape": float(shape), "q": float(q),
+            "theta": float(theta), "members": members,
+        })
+    return out
