@@ -18,12 +18,14 @@ except ImportError:  # pragma: no cover - source tree without setuptools_scm
 
 from . import (  # noqa: E402
     catalog,
+    classifier,
     crossmatch,
     cutout,
     datasets,
     exceptions,
     geometry,
     inspection,
+    models,
     photometry,
     simulate,
     survey,
@@ -34,6 +36,7 @@ from .catalog import (  # noqa: E402
     read_pandas_ascd,
     write_pandas_ascd,
 )
+from .classifier import ClusterClassifier  # noqa: E402
 from .crossmatch import deduplicate, match  # noqa: E402
 from .cutout import Cutout  # noqa: E402
 from .datasets import load_caldwell2011, load_rbc_v5, read_catalog  # noqa: E402
@@ -53,6 +56,9 @@ from .survey import SurveyRun, iter_chunks, run_survey  # noqa: E402
 __all__ = [
     "__version__",
     "catalog",
+    "classifier",
+    "models",
+    "ClusterClassifier",
     "photometry",
     "simulate",
     "detect_sources",

@@ -1,0 +1,201 @@
+"""
+Benchmark ClusterClassifier.predict_proba with ResNet-50 on 64x64x2 stamps (CPU).
+
+Measures, in one run:
+
+1. images/s of a bare jitted Keras forward pass (``jax.jit`` of
+   ``model.stateless_call``) on already-normalised arrays;
+2. images/s of ``ClusterClassifier.predict_proba`` on raw Cutouts (which
+   normalises every batch itself) and on already normalised Cutouts, and the
+   overhead of each against (1);
+3. the normalisation alone, and the peak resident memory;
+4. with ``--variants``: the bare forward pass under a few XLA:CPU settings
+   (flags, batch size, bfloat16, channels_first), each in a fresh subprocess
+   because XLA reads ``XLA_FLAGS`` once.
+
+Run by hand::
+
+    python benchmarks/bench_classifier.py --n 128 --batch 32 --variants
+
+Timings on a shared 2-core machine are noisy; compare numbers of one run.
+"""
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+os.environ.setdefault("KERAS_BACKEND", "jax")
+
+import numpy as np  # noqa: E402
+
+
+def _stamps(n, size=64, seed=0):
+    from m31clusters.cutout import Cutout
+
+    rng = np.random.default_rng(seed)
+    data = rng.normal(100.0, 5.0, (n, size, size, 2)).astype(np.float32)
+    yy, xx = np.mgrid[:size, :size] - (size - 1) / 2
+    data += (500 * np.exp(-(xx**2 + yy**2) / 8.0))[None, :, :, None].astype(np.float32)
+    return Cutout(data, bands=("g", "i"))
+
+
+def _bare_forward(model, batch, dtype="float32"):
+    import jax
+
+    @jax.jit
+    def fwd(tv, ntv, x):
+        out, _ = model.stateless_call(tv, ntv, x, training=False)
+        return out
+
+    def run(x):
+        # current values: Keras' own predict step donates its input buffers
+        tv = [v.value for v in model.trainable_variables]
+        ntv = [v.value for v in model.non_trainable_variables]
+        outs = []
+        for start in range(0, len(x), batch):
+            chunk = x[start : start + batch]
+            if len(chunk) < batch:
+                pad = np.zeros((batch - len(chunk),) + chunk.shape[1:], chunk.dtype)
+                chunk = np.concatenate([chunk, pad])
+            outs.append(np.asarray(fwd(tv, ntv, chunk.astype(dtype))))
+        return np.concatenate(outs)[: len(x)]
+
+    return run
+
+
+def _timed(fn, *args, repeat=1):
+    best = np.inf
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn(*args)
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def child(n, batch, dtype, layout):
+    """Bare forward-pass throughput under the current XLA_FLAGS (one JSON line)."""
+    import keras
+
+    if layout == "channels_first":
+        keras.config.set_image_data_format("channels_first")
+    if dtype == "bfloat16":
+        keras.config.set_dtype_policy("bfloat16")
+    from m31clusters.models import build_model
+
+    keras.utils.set_random_seed(0)
+    shape = (2, 64, 64) if layout == "channels_first" else (64, 64, 2)
+    model = build_model("resnet50", input_shape=shape)
+    x = np.random.default_rng(0).normal(size=(n,) + shape).astype(np.float32)
+    run = _bare_forward(model, batch, dtype=dtype)
+    t0 = time.perf_counter()
+    run(x[:batch])
+    compile_s = time.perf_counter() - t0
+    t = _timed(run, x, repeat=2)
+    print(json.dumps({"img_per_s": n / t, "compile_s": compile_s}))
+
+
+VARIANTS = [
+    ("default", "", 32, "float32", "channels_last"),
+    ("batch 8", "", 8, "float32", "channels_last"),
+    ("batch 128", "", 128, "float32", "channels_last"),
+    ("--xla_cpu_multi_thread_eigen=false", "--xla_cpu_multi_thread_eigen=false", 32,
+     "float32", "channels_last"),
+    ("--xla_cpu_use_thunk_runtime=false", "--xla_cpu_use_thunk_runtime=false", 32,
+     "float32", "channels_last"),
+    ("--xla_cpu_use_onednn=true", "--xla_cpu_use_onednn=true", 32, "float32",
+     "channels_last"),
+    ("--xla_cpu_use_xnnpack=true", "--xla_cpu_use_xnnpack=true", 32, "float32",
+     "channels_last"),
+    ("--xla_cpu_enable_fast_math=true", "--xla_cpu_enable_fast_math=true", 32, "float32",
+     "channels_last"),
+    ("bfloat16 weights+activations", "", 32, "bfloat16", "channels_last"),
+    ("channels_first (NCHW)", "", 32, "float32", "channels_first"),
+    ("default again (noise check)", "", 32, "float32", "channels_last"),
+]
+
+
+def run_variants(n, only=None):
+    print(f"\nXLA:CPU variants (bare ResNet-50 forward, {n} stamps, fresh process each)")
+    print(f"{'variant':40s} {'img/s':>8s} {'compile s':>10s}")
+    for name, flags, batch, dtype, layout in VARIANTS:
+        if only and not any(o in name for o in only):
+            continue
+        env = dict(os.environ)
+        env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " " + flags).strip()
+        env.pop("JAX_COMPILATION_CACHE_DIR", None)
+        n_eff = max(n, batch)  # at least one full batch: no padding penalty
+        cmd = [sys.executable, __file__, "--child", "--n", str(n_eff), "--batch", str(batch),
+               "--dtype", dtype, "--layout", layout]
+        res = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        if res.returncode != 0:
+            err = (res.stderr.strip().splitlines() or ["?"])[-1][:60]
+            print(f"{name:40s} {'failed':>8s}  ({err})")
+            continue
+        out = json.loads(res.stdout.strip().splitlines()[-1])
+        print(f"{name:40s} {out['img_per_s']:8.1f} {out['compile_s']:10.1f}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
+    parser.add_argument("--n", type=int, default=128, help="stamps per timing")
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--variants", action="store_true", help="also time XLA variants")
+    parser.add_argument("--only", nargs="*", help="substrings of the variants to run")
+    parser.add_argument("--variants-only", action="store_true", help="skip the main timing")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--dtype", default="float32", help=argparse.SUPPRESS)
+    parser.add_argument("--layout", default="channels_last", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.n, args.batch, args.dtype, args.layout)
+        return
+    if args.variants_only:
+        run_variants(args.n, args.only)
+        return
+
+    import jax
+    import keras
+
+    from m31clusters.classifier import ClusterClassifier
+
+    print(f"keras {keras.__version__}, jax {jax.__version__}, devices {jax.devices()}, "
+          f"{os.cpu_count()} CPUs, XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}")
+    n, batch = args.n, args.batch
+    raw = _stamps(n)
+    t_norm = _timed(lambda: raw.normalize("asinh"), repeat=3)
+    normed = raw.normalize("asinh")
+
+    clf = ClusterClassifier("resnet50", input_shape=(64, 64, 2), seed=0)
+    bare = _bare_forward(clf.model, batch)
+    x = np.asarray(normed.data)
+    bare(x[:batch])  # compile
+    clf.predict_proba(raw[:batch], batch_size=batch)  # compile
+    # interleave the repeats so that load changes hit both alike
+    t_bare, t_raw, t_norm_in = np.inf, np.inf, np.inf
+    for _ in range(3):
+        t_bare = min(t_bare, _timed(bare, x))
+        t_raw = min(t_raw, _timed(lambda: clf.predict_proba(raw, batch_size=batch)))
+        t_norm_in = min(t_norm_in, _timed(lambda: clf.predict_proba(normed, batch_size=batch)))
+    p_bare = bare(x)[:, 0]
+    p_clf = clf.predict_proba(raw, batch_size=batch)
+    assert np.allclose(p_bare, p_clf, atol=1e-5), "predict_proba differs from bare forward"
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    print(f"\nResNet-50, {n} stamps 64x64x2, batch {batch}")
+    print(f"  bare jitted forward pass          {n / t_bare:7.1f} img/s")
+    print(f"  predict_proba, raw Cutout         {n / t_raw:7.1f} img/s  "
+          f"overhead {100 * (t_raw / t_bare - 1):+.1f}%")
+    print(f"  predict_proba, normalised Cutout  {n / t_norm_in:7.1f} img/s  "
+          f"overhead {100 * (t_norm_in / t_bare - 1):+.1f}%")
+    print(f"  Cutout.normalize('asinh') alone   {n / t_norm:7.0f} img/s")
+    print(f"  peak RSS                          {rss:7.0f} MiB")
+    if args.variants:
+        run_variants(n, args.only)
+
+
+if __name__ == "__main__":
+    main()
