@@ -23,7 +23,21 @@ extensions = [
     "sphinx_automodapi.smart_resolver",
     "numpydoc",
     "matplotlib.sphinxext.plot_directive",
+    "sphinx_gallery.gen_gallery",
 ]
+
+sphinx_gallery_conf = {
+    "examples_dirs": ["tutorials_src"],
+    "gallery_dirs": ["tutorials"],
+    "filename_pattern": r"/plot_",
+    "download_all_examples": False,
+    "remove_config_comments": True,
+    "abort_on_example_error": True,
+    "within_subsection_order": "FileNameSortKey",
+    "show_memory": False,
+    "min_reported_time": 1,
+}
+suppress_warnings = ["config.cache"]
 
 plot_include_source = True
 plot_html_show_source_link = False
@@ -36,6 +50,6 @@ automodsumm_inherited_members = False
 default_role = "obj"
 nitpicky = False
 templates_path = []
-exclude_patterns = ["_build"]
+exclude_patterns = ["_build", "tutorials_src/README.rst"]
 html_theme = "alabaster"
 html_static_path = []
