@@ -5,7 +5,7 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_path", "check_overwrite"]
+__all__ = ["atomic_path", "check_overwrite", "path_of"]
 
 
 def check_overwrite(path, overwrite):
@@ -57,3 +57,16 @@ def atomic_path(path, overwrite=False):
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def path_of(arg):
+    """
+    The file name of *arg*, a path or an open file object.
+
+    astropy's unified I/O registry passes an open file object when it has
+    auto-identified the format; readers that need a name get it here.
+    """
+    name = getattr(arg, "name", None) if hasattr(arg, "read") else arg
+    if not isinstance(name, str | os.PathLike):
+        raise TypeError(f"expected a file name, got {type(arg).__name__}")
+    return name

@@ -5,19 +5,12 @@ import os
 from astropy.io import registry
 
 from ...catalog import Catalog
+from ...utils._io import path_of as _path_of
 from .read import read_pandas_ascd
 from .write import write_pandas_ascd
 
 __all__ = []
 
-
-def _path_of(arg):
-    """The file name of *arg*: astropy passes an open file object when it
-    auto-identified the format."""
-    name = getattr(arg, "name", None) if hasattr(arg, "read") else arg
-    if not isinstance(name, str | os.PathLike):
-        raise TypeError(f"expected a file name, got {type(arg).__name__}")
-    return name
 
 
 def _identify(origin, path, fileobj, *args, **kwargs):
