@@ -31,10 +31,10 @@ hdus = {band: fits.open(path)[1] for band, path in sim.images.items()}
 wcs = WCS(hdus["i"].header)
 
 # %%
-# Inject 40 clusters at a time (few enough not to crowd each other), five
+# Inject 40 clusters at a time (few enough not to crowd each other), eight
 # times with different seeds, and match the detections to the injected ones.
 rows = []
-for seed in range(5):
+for seed in range(8):
     injected, truth = inject_clusters(hdus, n=40, mag_range=(19, 26), seed=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NoDetectionsWarning)
@@ -42,7 +42,7 @@ for seed in range(5):
     truth["coord"] = SkyCoord(truth["ra"], truth["dec"], unit="deg")
     truth["name"] = [f"inj{k}" for k in range(len(truth))]
     found["name"] = [f"det{k}" for k in range(len(found))]
-    m = match(truth, found, radius=0.5 * u.arcsec, into="det")
+    m = match(truth, found, radius=1 * u.arcsec, into="det")
     rows.append(np.column_stack([truth["gmag"], m["det"] != ""]))
 res = np.vstack(rows)
 
