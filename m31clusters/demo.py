@@ -198,6 +198,8 @@ def run_demo(out_dir, images=None, *, field=DEMO_FIELD, n_ccds=2, ccd_shape=(102
         If an output file exists and *overwrite* is false.
     m31clusters.exceptions.BandError
         If *images* lacks the g or i band.
+    ImportError
+        If matplotlib (the ``plot`` extra) is not installed.
     """
     from .catalog import Catalog
     from .classifier import ClusterClassifier
@@ -208,6 +210,13 @@ def run_demo(out_dir, images=None, *, field=DEMO_FIELD, n_ccds=2, ccd_shape=(102
     from .geometry import pandas_field, projected_radius
     from .inspection import inspection_montage
 
+    try:
+        import matplotlib  # noqa: F401  (the montage needs it; fail before the work)
+    except ImportError as exc:  # pragma: no cover - matplotlib is a test dependency
+        raise ImportError(
+            "the demo draws a PNG montage and needs matplotlib: "
+            'pip install "m31clusters[plot]" (or pip install matplotlib)'
+        ) from exc
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files = {
