@@ -20,6 +20,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
+from .utils._sphere import unit_vectors
 from .utils._tables import as_catalog, table_skycoord
 from .utils._validation import as_quantity
 
@@ -59,12 +60,7 @@ def _unit_vectors(coords, frame=None):
     sph = coords.data.represent_as(UnitSphericalRepresentation)
     lon = np.atleast_1d(sph.lon.to_value(u.rad)).astype(float, copy=False)
     lat = np.atleast_1d(sph.lat.to_value(u.rad)).astype(float, copy=False)
-    cos_lat = np.cos(lat)
-    xyz = np.empty((lon.size, 3))
-    xyz[:, 0] = cos_lat * np.cos(lon)
-    xyz[:, 1] = cos_lat * np.sin(lon)
-    xyz[:, 2] = np.sin(lat)
-    return xyz
+    return unit_vectors(lon, lat)
 
 
 def _chord(radius):

@@ -33,6 +33,7 @@ from .exceptions import (
     OffImageWarning,
 )
 from .utils._io import atomic_path
+from .utils._sphere import unit_vectors
 from .utils._stamps import (
     dihedral_array,
     dihedral_offsets,
@@ -1495,13 +1496,6 @@ def _is_scaled(hdu):
     return hdr.get("BSCALE", 1) != 1 or hdr.get("BZERO", 0) != 0 or hdr.get("BLANK") is not None
 
 
-def _unit_vectors(lon_deg, lat_deg):
-    lon = np.radians(lon_deg)
-    lat = np.radians(lat_deg)
-    cl = np.cos(lat)
-    return np.stack([cl * np.cos(lon), cl * np.sin(lon), np.sin(lat)], axis=-1)
-
-
 def _celestial_wcs(header, label, fobj=None):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", AstropyWarning)
@@ -1650,7 +1644,7 @@ def _locate(coords, layers, cache=None):
         vec = cache.get("icrs_vectors")
         if vec is None:
             sph = coords.icrs
-            vec = cache["icrs_vectors"] = _unit_vectors(sph.ra.deg, sph.dec.deg)
+            vec = cache["icrs_vectors"] = unit_vectors(sph.ra.rad, sph.dec.rad)
     for j, layer in enumerate(layers):
         lon, lat = _frame_lonlat(coords, layer, cache)
         if len(layers) > 1:
@@ -1705,12 +1699,12 @@ def _layer_centre_icrs(layer):
 
         ny, nx = layer.shape
         c = pixel_to_skycoord((nx - 1) / 2, (ny - 1) / 2, layer.wcs, origin=0).icrs
-        layer._centre_icrs = _unit_vectors(c.ra.deg, c.dec.deg)
+        layer._centre_icrs = unit_vectors(c.ra.rad, c.dec.rad)
         # recompute the radius in ICRS
         xs = np.array([-0.5, nx - 0.5, nx - 0.5, -0.5])
         ys = np.array([-0.5, -0.5, ny - 0.5, ny - 0.5])
         corners = pixel_to_skycoord(xs, ys, layer.wcs, origin=0).icrs
-        cv = _unit_vectors(corners.ra.deg, corners.dec.deg)
+        cv = unit_vectors(corners.ra.rad, corners.dec.rad)
         radius = np.arccos(np.clip(np.min(cv @ layer._centre_icrs), -1, 1))
         layer.cos_radius = np.cos(min(np.pi, 1.05 * radius + np.radians(1 / 3600)))
     return layer._centre_icrs

@@ -16,6 +16,7 @@ from astropy.coordinates import SkyCoord
 from astropy.table import Table
 from scipy.spatial import cKDTree
 
+from .utils._sphere import unit_vectors
 from .utils._validation import as_quantity, as_skycoord, check_finite_coords
 
 __all__ = [
@@ -302,18 +303,13 @@ def pandas_fields():
     return t
 
 
-def _unit_vectors(ra, dec):
-    cd = np.cos(dec)
-    return np.stack([cd * np.cos(ra), cd * np.sin(ra), np.sin(dec)], axis=-1)
-
-
 @functools.lru_cache(maxsize=1)
 def _field_index():
     d = _fields_array()
     ids = np.asarray(d["field"], dtype=int)
     ra = np.deg2rad(np.asarray(d["ra_deg"], dtype=float))
     dec = np.deg2rad(np.asarray(d["dec_deg"], dtype=float))
-    vec = _unit_vectors(ra, dec)
+    vec = unit_vectors(ra, dec)
     tree = cKDTree(vec)
     half = np.deg2rad(PANDAS_FIELD_SIZE.to_value(u.deg)) / 2
     # Largest angle from a centre to a point of its footprint (the corner).
@@ -339,7 +335,7 @@ def _inside(ra, dec, idx):
 def _containing(ra, dec):
     """Candidate field numbers (N, k), nearest centre first, and a mask."""
     ids, fra, fdec, tree, tan_half, chord, k = _field_index()
-    _, idx = tree.query(_unit_vectors(ra, dec), k=k, distance_upper_bound=chord, workers=-1)
+    _, idx = tree.query(unit_vectors(ra, dec), k=k, distance_upper_bound=chord, workers=-1)
     return _inside(ra[:, None], dec[:, None], idx.reshape(len(ra), k))
 
 
@@ -385,7 +381,7 @@ def pandas_field(coords):
     ids, fra, fdec, tree, tan_half, chord, k = _field_index()
     # The nearest centre answers whenever its footprint contains the point
     # (nearly always); only the rest need the k-neighbour search.
-    _, idx = tree.query(_unit_vectors(ra, dec), k=1, distance_upper_bound=chord, workers=-1)
+    _, idx = tree.query(unit_vectors(ra, dec), k=1, distance_upper_bound=chord, workers=-1)
     field, inside = _inside(ra, dec, idx)
     result = np.where(inside, field, -1)
     rest = np.flatnonzero(~inside & (idx < len(ids)))
