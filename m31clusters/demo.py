@@ -95,30 +95,28 @@ def _log(progress, message):
         print(f"[m31clusters.demo] {message}", file=sys.stderr, flush=True)
 
 
-def _image_extensions(path):
-    """Indices of the extensions of *path* that hold 2-D image data."""
-    with fits.open(path, memmap=True) as hdul:
-        return [i for i, h in enumerate(hdul) if h.is_image and h.header.get("NAXIS", 0) == 2]
+def _image_extensions(hdul):
+    """Indices of the extensions of *hdul* that hold 2-D image data."""
+    return [i for i, h in enumerate(hdul) if h.is_image and h.header.get("NAXIS", 0) == 2]
 
 
 def _detect_and_measure(images, progress, nsigma, aperture):
     """Detect sources on the i image, CCD by CCD, and measure g and i there."""
-    from .exceptions import BandError, NoDetectionsWarning, OffImageWarning
-    from .photometry import detect_sources, measure
-
-    ext_g = _image_extensions(images["g"])
-    ext_i = _image_extensions(images["i"])
-    if len(ext_g) != len(ext_i):
-        raise BandError(
-            f"the g and i images have different numbers of image extensions "
-            f"({len(ext_g)} in {str(images['g'])!r}, {len(ext_i)} in {str(images['i'])!r})"
-        )
-    tables = []
     import warnings
 
     from tqdm.auto import tqdm
 
+    from .exceptions import BandError, NoDetectionsWarning, OffImageWarning
+    from .photometry import detect_sources, measure
+
+    tables = []
     with fits.open(images["g"], memmap=True) as hg, fits.open(images["i"], memmap=True) as hi:
+        ext_g, ext_i = _image_extensions(hg), _image_extensions(hi)
+        if len(ext_g) != len(ext_i):
+            raise BandError(
+                f"the g and i images have different numbers of image extensions "
+                f"({len(ext_g)} in {str(images['g'])!r}, {len(ext_i)} in {str(images['i'])!r})"
+            )
         pairs = list(zip(ext_g, ext_i, strict=True))
         for ccd, (eg, ei) in enumerate(tqdm(pairs, desc="detect+measure", unit="CCD",
                                              disable=not progress)):
