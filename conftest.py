@@ -24,6 +24,16 @@ os.environ.setdefault(
 )
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
 
+try:  # Property tests: the same examples on every run unless asked otherwise.
+    from hypothesis import settings as _hypothesis_settings
+
+    _hypothesis_settings.register_profile("m31clusters", derandomize=True, database=None)
+    # ``HYPOTHESIS_PROFILE=explore`` draws fresh random examples (and more of them).
+    _hypothesis_settings.register_profile("explore", max_examples=500, database=None)
+    _hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "m31clusters"))
+except ImportError:  # pragma: no cover - hypothesis is in the test extra
+    pass
+
 _SHARED = Path(
     os.environ.get(
         "M31CLUSTERS_SHARED_DATA", Path(__file__).resolve().parent.parent / "shared" / "data"

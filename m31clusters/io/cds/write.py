@@ -180,13 +180,28 @@ def _auto_float(values):
     # The widest fixed-point string is that of the smallest or largest value.
     if max(len(_fixed(v, decimals)) for v in (values.min(), values.max())) <= \
             _MAX_AUTO_FIXED_WIDTH:
-        return "F", decimals
+        return "F", _exact_decimals(values, _fixed, decimals)
     mantissa = 1
     for v in values:
         text = np.format_float_scientific(v, unique=True, trim="-").split("e")[0]
         if "." in text:
             mantissa = max(mantissa, len(text.split(".")[1]))
-    return "E", mantissa
+    return "E", _exact_decimals(values, _sci, mantissa)
+
+
+def _exact_decimals(values, fmt, decimals):
+    """Raise *decimals* until ``fmt`` writes every value so it reads back exactly.
+
+    The shortest unique repr (numpy's Dragon4) may round a tie away from the
+    value while Python's correctly rounded formatting rounds it to even; at a
+    power of two the two neighbouring doubles are unequally spaced, so
+    the even-rounded string can read back as the double below (e.g. 2**-24
+    written with 15 mantissa decimals).  One more digit always settles it.
+    """
+    for dec in range(decimals, decimals + 3):
+        if all(float(fmt(v, dec)) == v for v in values):
+            return dec
+    return decimals + 3
 
 
 def _row_error(label, row, value, text, fmt, width):
