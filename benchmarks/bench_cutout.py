@@ -36,6 +36,7 @@ from astropy.wcs.utils import pixel_to_skycoord
 
 from m31clusters.cutout import Cutout
 from m31clusters.exceptions import OffImageWarning
+from m31clusters.utils import _stamps
 
 NX, NY = 2048, 4612  # MegaCam CCD: NAXIS1 = 2048 columns, NAXIS2 = 4612 rows
 SCALE = 0.187 / 3600.0
@@ -121,6 +122,31 @@ def bench_single(tmp, n, size, seed):
                 {"g": hdul[0]}, xy, size=size, bands=("g",), pixel_band="g", progress=False
             )
             best = min(best, time.perf_counter() - t0)
+        # the same with one thread (the default uses every core available)
+        saved, _stamps._MAX_THREADS = _stamps._MAX_THREADS, 1
+        try:
+            best1 = np.inf
+            for _ in range(3):
+                t0 = time.perf_counter()
+                cut1 = Cutout.from_images(
+                    {"g": hdul[0]}, xy, size=size, bands=("g",), pixel_band="g",
+                    progress=False,
+                )
+                best1 = min(best1, time.perf_counter() - t0)
+        finally:
+            _stamps._MAX_THREADS = saved
+        same_threads = np.array_equal(cut1.data, cut.data, equal_nan=True) and np.array_equal(
+            cut1.mask, cut.mask)
+        del cut1
+        # floor: writing the output bytes once (fresh array, one thread), no gather
+        t_floor = np.inf
+        src = np.ones((n, size, size), dtype=np.float32)
+        for _ in range(3):
+            t0 = time.perf_counter()
+            dst = np.empty_like(src)
+            np.copyto(dst, src)
+            t_floor = min(t_floor, time.perf_counter() - t0)
+        del src, dst
         same = all(
             np.array_equal(r, cut.data[i, :, :, 0], equal_nan=True)
             and np.array_equal(np.isnan(r), cut.mask[i, :, :, 0])
@@ -141,12 +167,18 @@ def bench_single(tmp, n, size, seed):
           f"({n / t_wcs:8.0f} stamps/s)")
     print(f"Cutout.from_images, pixel positions (best of 3)       : {best:7.3f} s "
           f"({n / best:8.0f} stamps/s)")
+    print(f"Cutout.from_images, pixel positions, 1 thread         : {best1:7.3f} s "
+          f"({n / best1:8.0f} stamps/s)")
+    print(f"floor: one-thread copy of the output's bytes ({n * size * size * 4 / 1e6:.0f} MB)"
+          f"  : {t_floor:7.3f} s")
     print(f"Cutout.from_images, SkyCoord positions (best of 3)    : {t_sky:7.3f} s "
           f"({n / t_sky:8.0f} stamps/s)")
     print(f"speed-up: vs (a) {t_loop / best:.1f}x, vs (b) {t_stack / best:.1f}x, "
           f"SkyCoord vs (c) {t_wcs / t_sky:.1f}x")
+    print(f"   1 thread: vs (a) {t_loop / best1:.1f}x, vs (b) {t_stack / best1:.1f}x; "
+          f"the floor alone is (a) / {t_loop / t_floor:.1f}")
     print(f"identical pixels and mask (vs Cutout2D): {same}; SkyCoord input gives the same "
-          f"stamps: {same_sky}")
+          f"stamps: {same_sky}; 1 thread gives the same: {same_threads}")
     return t_loop / best, same
 
 

@@ -40,6 +40,11 @@ def main():
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--patience", type=int, default=5)
+    parser.add_argument("--monitor", default=None, choices=["val_loss", "val_auc", "val_f1"],
+                        help="validation metric for best-epoch restore and early stopping")
+    parser.add_argument("--reduce-lr", type=int, default=0, metavar="EPOCHS",
+                        help="divide the learning rate by 3 when val_loss has not improved "
+                             "for this many epochs (0: constant learning rate)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-minutes", type=float, default=None,
                         help="stop training after this wall time (checked every batch)")
@@ -75,10 +80,15 @@ def main():
             if args.max_minutes and time.perf_counter() - t_fit > 60 * args.max_minutes:
                 self.model.stop_training = True
 
+    callbacks = [TimeLimit()]
+    if args.reduce_lr:
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(
+            monitor="val_loss", factor=1 / 3, patience=args.reduce_lr, min_lr=1e-6, verbose=1))
     t_fit = time.perf_counter()
     clf.fit(train, ttrain["label"], validation=(val, tval["label"]), epochs=args.epochs,
-            batch_size=args.batch, early_stopping=args.patience, checkpoint=args.checkpoint,
-            overwrite=True, callbacks=[TimeLimit()], verbose=2)
+            batch_size=args.batch, early_stopping=args.patience, monitor=args.monitor,
+            checkpoint=args.checkpoint,
+            overwrite=True, callbacks=callbacks, verbose=2)
     fit_s = time.perf_counter() - t_fit
     n_epochs = len(clf.history["loss"])
     print(f"trained {n_epochs} epochs in {fit_s / 60:.1f} min "

@@ -6,6 +6,8 @@ statistics over stamps, and the eight dihedral transforms.
 Everything here works on plain numpy arrays.
 """
 
+import os
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
@@ -19,6 +21,17 @@ __all__ = [
 
 #: Bytes of stamps gathered per numpy call (keeps the temporary in cache).
 _BLOCK_BYTES = 1 << 21
+
+#: Upper limit on the threads `extract_stamps` uses by default.
+_MAX_THREADS = 8
+
+
+def _n_threads():
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        n = os.cpu_count() or 1
+    return max(1, min(n, _MAX_THREADS))
 
 
 def stamp_origins(x, y, shape):
@@ -50,7 +63,7 @@ def stamp_origins(x, y, shape):
 
 
 def extract_stamps(image, x0, y0, shape, out, rows=None, image_mask=None, out_mask=None,
-                   fill_value=np.nan):
+                   fill_value=np.nan, threads=None):
     """
     Copy stamps from a 2-D array into rows of *out*.
 
@@ -82,6 +95,11 @@ def extract_stamps(image, x0, y0, shape, out, rows=None, image_mask=None, out_ma
         while the stamps are in cache.
     fill_value : float
         Value for pixels off the image (NaN, so that they are masked).
+    threads : int, optional
+        Threads gathering the stamps fully inside the image (default: the
+        CPU cores available to this process, at most `_MAX_THREADS`).  The
+        copy is memory-bound and numpy releases the GIL while it copies, so
+        each thread adds a memory stream; the result does not depend on it.
     """
     h, w = shape
     ny, nx = image.shape
@@ -102,18 +120,33 @@ def extract_stamps(image, x0, y0, shape, out, rows=None, image_mask=None, out_ma
         mwin = sliding_window_view(image_mask, (h, w)) if use_mask else None
         # small blocks keep the gathered temporary in cache
         block = max(1, _BLOCK_BYTES // (h * w * image.itemsize))
-        for start in range(0, idx_in.size, block):
-            sel = idx_in[start : start + block]
-            r = rows[sel]
-            if r[-1] - r[0] == r.size - 1:  # consecutive rows: a plain slice
-                r = slice(int(r[0]), int(r[-1]) + 1)
-            stamps = win[y0[sel], x0[sel]]
-            out[r] = stamps
-            if want_mask:
-                m = np.isnan(stamps)
-                if use_mask:
-                    m |= mwin[y0[sel], x0[sel]]
-                out_mask[r] = m
+
+        def gather(starts):
+            for start in starts:
+                sel = idx_in[start : start + block]
+                r = rows[sel]
+                if r[-1] - r[0] == r.size - 1:  # consecutive rows: a plain slice
+                    r = slice(int(r[0]), int(r[-1]) + 1)
+                stamps = win[y0[sel], x0[sel]]
+                out[r] = stamps
+                if want_mask:
+                    m = np.isnan(stamps)
+                    if use_mask:
+                        m |= mwin[y0[sel], x0[sel]]
+                    out_mask[r] = m
+
+        starts = range(0, idx_in.size, block)
+        n_threads = min(_n_threads() if threads is None else int(threads), len(starts))
+        if n_threads <= 1:
+            gather(starts)
+        else:
+            # numpy releases the GIL while it copies: one memory stream per core.
+            # Threads write disjoint rows of *out*.
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(n_threads) as pool:
+                # list() re-raises a worker's exception here
+                list(pool.map(gather, (starts[k::n_threads] for k in range(n_threads))))
     for i in rest:
         xa, ya, r = x0[i], y0[i], rows[i]
         xs0, xs1 = max(0, xa), min(nx, xa + w)
