@@ -40,6 +40,7 @@ from .utils._stamps import (
     extract_stamps,
     sorted_quantile,
     stamp_origins,
+    zscale_limits,
 )
 
 __all__ = ["Cutout", "NORMALIZATIONS"]
@@ -1420,22 +1421,13 @@ def _transform_block(x, invalid, config):
         hi = sorted_quantile(vals, nval, config["upper"] / 100.0)
         y = _unit_interval(x, lo, hi)
     elif method == "zscale":
-        from astropy.visualization import ZScaleInterval
-
         params = {k: v for k, v in config.items() if k not in ("method", "fill_value")}
         params["n_samples"] = int(params["n_samples"])
         params["min_npixels"] = int(params["min_npixels"])
         params["max_iterations"] = int(params["max_iterations"])
-        interval = ZScaleInterval(**params)
-        lo = np.full((n, c), np.nan)
-        hi = np.full((n, c), np.nan)
-        for i in range(n):
-            for b in range(c):
-                v = vals[i, b]
-                v = v[~np.isnan(v)]
-                if v.size:
-                    lo[i, b], hi[i, b] = interval.get_limits(v)
-        y = _unit_interval(x, lo, hi)
+        lo, hi = zscale_limits(vals.reshape(n * c, h * w), np.asarray(nval).reshape(n * c),
+                               **params)
+        y = _unit_interval(x, lo.reshape(n, c), hi.reshape(n, c))
     else:  # pragma: no cover - checked before
         raise ValueError(method)
     return y

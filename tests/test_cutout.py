@@ -540,6 +540,43 @@ def test_normalize_against_independent_computation(method, bands):
         out.normalize(method)
 
 
+@pytest.mark.parametrize("size", [5, 40, 64])
+@pytest.mark.parametrize("params", [{}, {"contrast": 0.1, "n_samples": 300, "krej": 1.5,
+                                         "max_iterations": 8, "max_reject": 0.2}])
+def test_zscale_matches_astropy_stamp_by_stamp(size, params):
+    # zscale runs vectorised over stamps: compare every stamp and band with
+    # astropy's ZScaleInterval, with stars, gradients, masks of varying size
+    # (stamps with different numbers of valid pixels) and the sampling stride
+    rng = np.random.default_rng(7)
+    n = 60
+    data = rng.normal(100.0, 5.0, size=(n, size, size, 2))
+    yy, xx = np.mgrid[:size, :size]
+    for i in range(n):
+        for _ in range(rng.integers(0, 4)):
+            x0, y0 = rng.uniform(0, size, 2)
+            data[i, ..., 0] += rng.uniform(50, 5e3) * np.exp(
+                -((xx - x0) ** 2 + (yy - y0) ** 2) / (2 * rng.uniform(0.8, 3) ** 2))
+        data[i, ..., 1] += rng.uniform(-2, 2) * xx  # gradient
+    mask = np.zeros(data.shape, dtype=bool)
+    for i in range(0, n, 3):
+        mask[i, : rng.integers(1, size), : rng.integers(1, size), i % 2] = True
+    mask[1] = True  # fully masked
+    data[2, ..., 1] = 3.0  # constant
+    cut = Cutout(data, bands=("g", "i"), mask=mask)
+    out = cut.normalize("zscale", fill_value=-1.0, **params)
+    interval = ZScaleInterval(**params)
+    for i in range(n):
+        for b in range(2):
+            ok = ~mask[i, ..., b]
+            if not ok.any():
+                assert np.all(out.data[i, ..., b] == -1.0)
+                continue
+            x = data[i, ..., b].astype(np.float32).astype(np.float64)
+            lo, hi = interval.get_limits(x[ok])
+            ref = np.clip((x - lo) / (hi - lo), 0, 1) if hi > lo else np.zeros_like(x)
+            np.testing.assert_allclose(out.data[i, ..., b][ok], ref[ok], rtol=1e-5, atol=1e-5)
+
+
 def test_normalize_parameters_and_edge_cases():
     cut = random_cutout(n=2)
     p = cut.normalize("percentile", lower=5, upper=95)
