@@ -76,26 +76,40 @@ class _StampWCS:
 
     ``sources`` is a list of celestial `~astropy.wcs.WCS` (one per image /
     CCD extension actually used), ``index`` (N, C) points into it (-1: no
-    WCS) and ``origin`` (N, C, 2) is the (x, y) pixel of the source image
-    that is pixel (0, 0) of the stamp.
+    WCS), ``origin`` (N, C, 2) is the (x, y) pixel of the source image
+    that is pixel (0, 0) of the stamp as cut, and ``turn`` (N,) the
+    dihedral transform (0..7, see `Cutout.dihedral`) applied since.
     """
 
-    def __init__(self, sources, index, origin):
+    def __init__(self, sources, index, origin, turn=None):
         self.sources = list(sources)
         self.index = np.asarray(index, dtype=np.int64)
         self.origin = np.asarray(origin, dtype=np.int64)
+        n = self.index.shape[0]
+        self.turn = (np.zeros(n, dtype=np.int8) if turn is None
+                     else np.asarray(turn, dtype=np.int8).reshape(n))
 
     @classmethod
     def empty(cls, n, c):
         return cls([], np.full((n, c), -1), np.zeros((n, c, 2)))
 
     def take(self, item):
-        return _StampWCS(self.sources, self.index[item], self.origin[item])
+        return _StampWCS(self.sources, self.index[item], self.origin[item], self.turn[item])
+
+    def select(self, band_idx):
+        return _StampWCS(self.sources, self.index[:, band_idx], self.origin[:, band_idx],
+                         self.turn)
+
+    def turned(self, k):
+        """The record after `dihedral_array` transform(s) *k* (int or (N,) array)."""
+        return _StampWCS(self.sources, self.index, self.origin,
+                         _DIHEDRAL_PRODUCT[self.turn, np.asarray(k)])
 
     @classmethod
     def concatenate(cls, items):
         # the same WCS object (e.g. one CCD seen by several chunks) is kept once
         sources, seen, index, origin = [], {}, [], []
+        turn = np.concatenate([it.turn for it in items])
         for it in items:
             remap = np.empty(len(it.sources) + 1, dtype=np.int64)
             remap[-1] = -1
@@ -106,28 +120,93 @@ class _StampWCS:
                 remap[j] = seen[id(w)]
             index.append(remap[it.index])
             origin.append(it.origin)
-        return cls(sources, np.concatenate(index), np.concatenate(origin))
+        return cls(sources, np.concatenate(index), np.concatenate(origin), turn)
 
     def compact(self):
         """The same record keeping only the source WCS actually referenced."""
         used = np.unique(self.index[self.index >= 0])
         remap = np.full(len(self.sources) + 1, -1, dtype=np.int64)
         remap[used] = np.arange(used.size)
-        return _StampWCS([self.sources[j] for j in used], remap[self.index], self.origin)
+        return _StampWCS([self.sources[j] for j in used], remap[self.index], self.origin,
+                         self.turn)
 
     def build(self, i, c, shape):
         j = self.index[i, c]
         if j < 0:
             return None
+        k = int(self.turn[i])
+        cut_shape = tuple(shape) if k % 2 == 0 else tuple(shape)[::-1]
         w = self.sources[j].deepcopy()
+        if k and _has_distortion(w):
+            # a distortion table or polynomial is tied to the original pixel axes
+            return None
         org = self.origin[i, c].astype(np.float64)
         w.wcs.crpix = w.wcs.crpix - org
         if w.sip is not None:
             from astropy.wcs import Sip
 
             w.sip = Sip(w.sip.a, w.sip.b, w.sip.ap, w.sip.bp, w.sip.crpix - org)
-        w.array_shape = shape
+        if k:
+            # stamp pixel p' (0-based x, y) shows pixel A p' + b of the stamp as cut;
+            # with 1-based FITS pixels P = A P' + c, c = b + 1 - A (1, 1), so the new
+            # linear matrix is M A and CRPIX' = A^T (CRPIX - c) (A is orthogonal)
+            a, b = _dihedral_pixel_map(k, cut_shape)
+            cvec = b + 1.0 - a @ np.ones(2)
+            crpix = a.T @ (w.wcs.crpix - cvec)
+            if w.wcs.has_cd():
+                w.wcs.cd = w.wcs.cd @ a
+            else:
+                w.wcs.pc = w.wcs.get_pc() @ a
+            w.wcs.crpix = crpix
+            w.wcs.set()
+        w.array_shape = tuple(shape)
         return w
+
+
+def _check_turn(turn, path):
+    if turn is not None and turn.size and (turn.min() < 0 or turn.max() > 7):
+        raise CorruptFileError(f"{str(path)!r} has dihedral transform numbers outside 0..7")
+    return turn
+
+
+def _has_distortion(w):
+    return any(getattr(w, name, None) is not None
+               for name in ("sip", "cpdis1", "cpdis2", "det2im1", "det2im2"))
+
+
+def _dihedral_pixel_map(k, shape):
+    """
+    (A, b) with ``p = A @ p' + b``: pixel p' = (x', y') of a stamp transformed
+    by `dihedral_array` *k* shows pixel p of the stamp of *shape* (H, W) before.
+    """
+    a = np.eye(2)
+    b = np.zeros(2)
+    h, w = shape
+    steps = [("rot", None)] * (k % 4) + ([("flip", None)] if k >= 4 else [])
+    for step, _ in steps:
+        if step == "rot":  # np.rot90 on (row, col): new[i, j] = old[j, W - 1 - i]
+            s, t = np.array([[0.0, -1.0], [1.0, 0.0]]), np.array([w - 1.0, 0.0])
+            h, w = w, h
+        else:  # columns reversed: new[i, j] = old[i, W - 1 - j]
+            s, t = np.array([[-1.0, 0.0], [0.0, 1.0]]), np.array([w - 1.0, 0.0])
+        b = a @ t + b
+        a = a @ s
+    return a, b
+
+
+def _dihedral_product_table():
+    """``table[k1, k2]``: the single transform equal to k1 followed by k2."""
+    probe = np.arange(9.0).reshape(1, 3, 3)
+    table = np.zeros((8, 8), dtype=np.int8)
+    results = [dihedral_array(probe, k) for k in range(8)]
+    for k1 in range(8):
+        for k2 in range(8):
+            both = dihedral_array(results[k1], k2)
+            table[k1, k2] = next(k for k in range(8) if np.array_equal(results[k], both))
+    return table
+
+
+_DIHEDRAL_PRODUCT = _dihedral_product_table()
 
 
 class _StampWCSList(Sequence):
@@ -366,8 +445,8 @@ class Cutout:
         Returns
         -------
         wcs : `~astropy.wcs.WCS` or None
-            None when the stamp has no WCS (off the image, simulated, or
-            transformed by `dihedral`).
+            None when the stamp has no WCS (off the image, simulated, or a
+            distorted WCS transformed by `dihedral`).
 
         Raises
         ------
@@ -383,8 +462,9 @@ class Cutout:
         >>> cut = Cutout(np.zeros((3, 8, 8, 2)), wcs=w)
         >>> cut.stamp_wcs(0, "i").wcs.ctype[0]
         'RA---TAN'
-        >>> cut.dihedral(1).stamp_wcs(0) is None
-        True
+        >>> turned = cut.dihedral(1).stamp_wcs(0)  # follows the rotated pixels
+        >>> turned.wcs.crpix
+        array([0., 9.])
         """
         c = 0 if band is None else self._band_index(band)
         return _StampWCSList(self, c)[index]
@@ -506,8 +586,7 @@ class Cutout:
             self._mask[..., idx],
             self._positions,
             self._offsets,
-            _StampWCS(self._wcsinfo.sources, self._wcsinfo.index[:, idx],
-                      self._wcsinfo.origin[:, idx]),
+            self._wcsinfo.select(idx),
             self._normalization,
         )
         new._bands = tuple(bands)
@@ -588,9 +667,11 @@ class Cutout:
 
         ``k % 4`` quarter turns with `numpy.rot90` over the (row, column)
         axes, then for ``k >= 4`` a left-right flip (columns reversed).
-        ``k = 0`` is the identity.  Offsets are transformed consistently;
-        the stamp WCS is dropped (the pixel grid no longer matches it) but
-        positions are kept.  Non-square stamps swap H and W for odd ``k``.
+        ``k = 0`` is the identity.  Offsets and the stamp WCS (`wcs`,
+        `stamp_wcs`) follow the pixels, so a transformed stamp still maps
+        to the sky; a stamp WCS with distortions (SIP, lookup tables) cannot
+        be turned and becomes None.  Positions are kept.  Non-square stamps
+        swap H and W for odd ``k``.
 
         Parameters
         ----------
@@ -622,13 +703,12 @@ class Cutout:
         k = int(k)
         if k == 0:
             return self[:]
-        n, c = len(self), len(self._bands)
         return self._new(
             np.ascontiguousarray(dihedral_array(self._data, k)),
             np.ascontiguousarray(dihedral_array(self._mask, k)),
             self._positions,
             dihedral_offsets(self._offsets, k),
-            _StampWCS.empty(n, c),
+            self._wcsinfo.turned(k),
             self._normalization,
         )
 
@@ -663,7 +743,7 @@ class Cutout:
         pos = self._positions
         if pos is not None:
             pos = pos[np.tile(np.arange(n), 8)]
-        wcsinfo = _StampWCS.empty(8 * n, len(self._bands))
+        wcsinfo = _StampWCS.concatenate([self._wcsinfo.turned(k) for k in range(8)])
         return self._new(data, mask, pos, offsets, wcsinfo, self._normalization)
 
     # -- normalisation -----------------------------------------------------
@@ -1029,6 +1109,7 @@ class Cutout:
                 dim=f"(2,{len(self._bands)})",
                 array=wcsinfo.origin,
             ),
+            fits.Column("TURN", "B", array=wcsinfo.turn.astype(np.uint8)),
         ]
         if self._positions is not None:
             icrs = self._positions.icrs
@@ -1115,6 +1196,7 @@ class Cutout:
                 f.create_dataset("offsets", data=self._offsets)
                 f.create_dataset("wcs_index", data=wcsinfo.index)
                 f.create_dataset("wcs_origin", data=wcsinfo.origin)
+                f.create_dataset("wcs_turn", data=wcsinfo.turn)
                 f.create_dataset(
                     "wcs_headers",
                     data=np.array(
@@ -1149,6 +1231,7 @@ class Cutout:
                         sources.append(WCS(fits.Header.fromstring(text), naxis=2))
                 index = f["wcs_index"][...]
                 origin = f["wcs_origin"][...]
+                turn = f["wcs_turn"][...] if "wcs_turn" in f else None
                 positions = None
                 if "ra" in f:
                     positions = SkyCoord(f["ra"][...] * u.deg, f["dec"][...] * u.deg,
@@ -1163,7 +1246,7 @@ class Cutout:
                     positions=positions,
                     offsets=f["offsets"][...],
                     wcs=_StampWCS(sources, index.reshape(n, len(bands)),
-                                  origin.reshape(n, len(bands), 2)),
+                                  origin.reshape(n, len(bands), 2), _check_turn(turn, path)),
                     normalization=json.loads(f.attrs["normalization"]),
                     meta=json.loads(f.attrs["meta"]),
                 )
@@ -1209,6 +1292,8 @@ class Cutout:
                     sources.append(WCS(h.header, naxis=2))
         index = np.asarray(table["WCSINDEX"], dtype=np.int64).reshape(n, len(bands))
         origin = np.asarray(table["ORIGIN"], dtype=np.int64).reshape(n, len(bands), 2)
+        turn = np.asarray(table["TURN"]) if "TURN" in table.names else None
+        turn = _check_turn(turn, path)
         if index.size and index.max() >= len(sources):
             raise CorruptFileError(f"{str(path)!r} refers to missing SRCWCS HDUs")
         return cls(
@@ -1217,7 +1302,7 @@ class Cutout:
             mask=mask,
             positions=positions,
             offsets=np.asarray(table["OFFSET"], dtype=np.float64).reshape(n, 2),
-            wcs=_StampWCS(sources, index, origin),
+            wcs=_StampWCS(sources, index, origin, turn),
             normalization=json.loads(hdr["NORMLIZ"]),
             meta=json.loads(hdr["METAJSON"]),
         )
