@@ -23,6 +23,7 @@ __all__ = [
     "IncompatibleModelError",
     "NoDetectionsWarning",
     "FieldFailedWarning",
+    "SurveyLockedError",
 ]
 
 
@@ -80,3 +81,7 @@ class NoDetectionsWarning(M31ClustersWarning):
 
 class FieldFailedWarning(M31ClustersWarning):
     """Some fields of a survey run failed (after retries); the others finished."""
+
+
+class SurveyLockedError(M31ClustersError, RuntimeError):
+    """Another survey run is writing to the same output directory."""

@@ -20,10 +20,12 @@ Dask (``dask[distributed]``, the optional extra ``m31clusters[dask]``) is
 imported only when a run uses it.
 """
 
+import contextlib
 import datetime
 import json
 import os
 import re
+import socket
 import threading
 import time
 import traceback
@@ -34,15 +36,18 @@ import numpy as np
 from astropy import units as u
 from astropy.table import Table, vstack
 
-from .exceptions import CorruptFileError, FieldFailedWarning
+from .exceptions import CorruptFileError, FieldFailedWarning, SurveyLockedError
 from .utils._io import atomic_path
 from .utils._tables import as_catalog
 from .utils._validation import as_quantity
 
-__all__ = ["run_survey", "SurveyRun", "iter_chunks", "MANIFEST_NAME"]
+__all__ = ["run_survey", "SurveyRun", "iter_chunks", "MANIFEST_NAME", "LOCK_NAME"]
 
 #: Name of the JSON manifest written in the output directory of a survey run.
 MANIFEST_NAME = "survey.json"
+
+#: Lock file held in the output directory while a run writes to it.
+LOCK_NAME = "survey.lock"
 
 _MANIFEST_KIND = "m31clusters-survey"
 _MANIFEST_VERSION = 1
@@ -648,121 +653,175 @@ def run_survey(func, fields, out_dir, *, client=None, scheduler=None, n_workers=
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    ext = _FORMATS[table_format][1]
-    filenames = {k: _field_filename(k, ext) for k in keys}
-    if len(set(filenames.values())) != len(keys):
-        raise ValueError("field keys map to the same file name (e.g. 7 and '007')")
+    with _directory_lock(out_dir):
+        ext = _FORMATS[table_format][1]
+        filenames = {k: _field_filename(k, ext) for k in keys}
+        if len(set(filenames.values())) != len(keys):
+            raise ValueError("field keys map to the same file name (e.g. 7 and '007')")
 
-    manifest = _read_manifest(out_dir)
-    if manifest is not None and manifest["table_format"] != table_format:
-        if not overwrite:
-            raise ValueError(
-                f"{str(out_dir)!r} holds a survey written with table_format="
-                f"{manifest['table_format']!r}; use it, another directory, or overwrite=True"
-            )
-        manifest = None
-    if overwrite:
-        for name in filenames.values():
-            (out_dir / name).unlink(missing_ok=True)
-    _cleanup_temporaries(out_dir, filenames.values())
-
-    # Records: previous manifest entries (other than the fields to overwrite),
-    # reconciled with the files.
-    old = {}
-    for rec in manifest["fields"] if manifest is not None else []:
-        try:
-            key = _field_key(rec["field"])
-        except (TypeError, ValueError, KeyError):
-            continue
-        if isinstance(rec.get("file"), str) and not (overwrite and key in args):
-            old[key] = rec
-    records = {}
-    for k in keys:
-        rec = dict(old.get(k, _pending_record(filenames[k])))
-        rec["file"] = filenames[k]
-        records[k] = _reconcile(rec, out_dir)
-    # Keep (in the manifest) the records of other fields run earlier in the same directory.
-    for k in old:
-        if k not in records:
-            records[k] = _reconcile(dict(old[k]), out_dir)
-
-    resumed = [k for k in keys if records[k]["status"] == "done"]
-    todo = [k for k in keys if records[k]["status"] != "done"]
-    run = SurveyRun(out_dir, keys, records, table_format=table_format, resumed=resumed)
-    func_name = _callable_name(func)
-    run._write_manifest(func_name)
-
-    def finish(key, result):
-        rec = records[key]
-        rec.update(
-            attempts=result["attempts"],
-            seconds=round(result["seconds"], 3),
-            finished=_now(),
-            earlier_errors=result.get("earlier_errors", []),
-        )
-        if result["status"] == "done":
-            table = result["table"]
-            try:
-                _write_table(table, out_dir / rec["file"], table_format)
-            except Exception as exc:  # noqa: BLE001 - recorded as a failure of the field
-                rec.update(
-                    status="failed",
-                    rows=None,
-                    error=f"could not write the table of field {key!r}: "
-                    f"{type(exc).__name__}: {exc}",
-                    traceback=traceback.format_exc(),
+        manifest = _read_manifest(out_dir)
+        if manifest is not None and manifest["table_format"] != table_format:
+            if not overwrite:
+                raise ValueError(
+                    f"{str(out_dir)!r} holds a survey written with table_format="
+                    f"{manifest['table_format']!r}; use it, another directory, or overwrite=True"
                 )
-            else:
-                rec.update(status="done", rows=len(table), error=None, traceback=None)
-        else:
-            rec.update(status="failed", rows=None, error=result["error"],
-                       traceback=result["traceback"])
-        run.computed.append(key)
+            manifest = None
+        if overwrite:
+            for name in filenames.values():
+                (out_dir / name).unlink(missing_ok=True)
+        _cleanup_temporaries(out_dir, filenames.values())
+
+        # Records: previous manifest entries (other than the fields to overwrite),
+        # reconciled with the files.
+        old = {}
+        for rec in manifest["fields"] if manifest is not None else []:
+            try:
+                key = _field_key(rec["field"])
+            except (TypeError, ValueError, KeyError):
+                continue
+            if isinstance(rec.get("file"), str) and not (overwrite and key in args):
+                old[key] = rec
+        records = {}
+        for k in keys:
+            rec = dict(old.get(k, _pending_record(filenames[k])))
+            rec["file"] = filenames[k]
+            records[k] = _reconcile(rec, out_dir)
+        # Keep (in the manifest) the records of other fields run earlier in the same directory.
+        for k in old:
+            if k not in records:
+                records[k] = _reconcile(dict(old[k]), out_dir)
+
+        resumed = [k for k in keys if records[k]["status"] == "done"]
+        todo = [k for k in keys if records[k]["status"] != "done"]
+        run = SurveyRun(out_dir, keys, records, table_format=table_format, resumed=resumed)
+        func_name = _callable_name(func)
         run._write_manifest(func_name)
 
-    from tqdm.auto import tqdm
-
-    with tqdm(total=len(todo), desc="survey", unit="field", disable=not progress) as bar:
-        if todo and client is None and scheduler == "synchronous":
-            for k in todo:
-                finish(k, _run_field(func, k, args[k], retries))
-                bar.update()
-        elif todo and client is None and scheduler == "threads":
-            _run_threads(func, todo, args, retries, finish, bar, n_workers)
-        elif todo:
-            own_cluster = None
-            if client is None:
-                client, own_cluster = _make_client(n_workers, cluster_kwargs)
-            try:
-                _run_distributed(client, func, todo, args, retries, finish, bar)
-            finally:
-                if own_cluster is not None:
-                    client.close()
-                    own_cluster.close()
-
-    if run.failed:
-        import warnings
-
-        failed = run.failed
-        first = next(iter(failed))
-        warnings.warn(
-            f"{len(failed)} of {len(keys)} fields failed (each tried up to {retries + 1} times) "
-            f"(first: field {first!r}: {failed[first]}); see SurveyRun.failed and "
-            f"SurveyRun.tracebacks, or {str(run.manifest_path)!r}; calling run_survey "
-            "again retries them",
-            FieldFailedWarning,
-            stacklevel=2,
-        )
-    if merge:
-        try:
-            run.catalog = run.merge(dedup_radius=dedup_radius, keep=keep)
-        except Exception as exc:
-            exc.add_note(
-                f"The field tables are safe in {str(out_dir)!r}: merge them with "
-                f"SurveyRun.load({str(out_dir)!r}).merge(...)"
+        def finish(key, result):
+            rec = records[key]
+            rec.update(
+                attempts=result["attempts"],
+                seconds=round(result["seconds"], 3),
+                finished=_now(),
+                earlier_errors=result.get("earlier_errors", []),
             )
-            raise
-    return run
+            if result["status"] == "done":
+                table = result["table"]
+                try:
+                    _write_table(table, out_dir / rec["file"], table_format)
+                except Exception as exc:  # noqa: BLE001 - recorded as a failure of the field
+                    rec.update(
+                        status="failed",
+                        rows=None,
+                        error=f"could not write the table of field {key!r}: "
+                        f"{type(exc).__name__}: {exc}",
+                        traceback=traceback.format_exc(),
+                    )
+                else:
+                    rec.update(status="done", rows=len(table), error=None, traceback=None)
+            else:
+                rec.update(status="failed", rows=None, error=result["error"],
+                           traceback=result["traceback"])
+            run.computed.append(key)
+            run._write_manifest(func_name)
+
+        from tqdm.auto import tqdm
+
+        with tqdm(total=len(todo), desc="survey", unit="field", disable=not progress) as bar:
+            if todo and client is None and scheduler == "synchronous":
+                for k in todo:
+                    finish(k, _run_field(func, k, args[k], retries))
+                    bar.update()
+            elif todo and client is None and scheduler == "threads":
+                _run_threads(func, todo, args, retries, finish, bar, n_workers)
+            elif todo:
+                own_cluster = None
+                if client is None:
+                    client, own_cluster = _make_client(n_workers, cluster_kwargs)
+                try:
+                    _run_distributed(client, func, todo, args, retries, finish, bar)
+                finally:
+                    if own_cluster is not None:
+                        client.close()
+                        own_cluster.close()
+
+        if run.failed:
+            import warnings
+
+            failed = run.failed
+            first = next(iter(failed))
+            warnings.warn(
+                f"{len(failed)} of {len(keys)} fields failed (each tried up to "
+                f"{retries + 1} times) (first: field {first!r}: {failed[first]}); see "
+                "SurveyRun.failed and "
+                f"SurveyRun.tracebacks, or {str(run.manifest_path)!r}; calling run_survey "
+                "again retries them",
+                FieldFailedWarning,
+                stacklevel=2,
+            )
+        if merge:
+            try:
+                run.catalog = run.merge(dedup_radius=dedup_radius, keep=keep)
+            except Exception as exc:
+                exc.add_note(
+                    f"The field tables are safe in {str(out_dir)!r}: merge them with "
+                    f"SurveyRun.load({str(out_dir)!r}).merge(...)"
+                )
+                raise
+        return run
+
+
+@contextlib.contextmanager
+def _directory_lock(out_dir):
+    """
+    Hold ``out_dir/survey.lock`` (created exclusively) while a run writes.
+
+    A lock left by a process of this host that no longer exists (a killed
+    run) is taken over; any other lock raises `SurveyLockedError`.
+    """
+    path = Path(out_dir) / LOCK_NAME
+    me = {"pid": os.getpid(), "host": socket.gethostname(), "started": _now()}
+    for attempt in range(2):
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            try:
+                holder = json.loads(path.read_text())
+                pid, host = int(holder["pid"]), str(holder["host"])
+            except (OSError, ValueError, KeyError, TypeError):
+                holder, pid, host = {}, None, None
+            if attempt == 0 and host == me["host"] and pid is not None and not _alive(pid):
+                path.unlink(missing_ok=True)  # left by a killed run: take it over
+                continue
+            raise SurveyLockedError(
+                f"{str(out_dir)!r} is in use by another survey run (lock file "
+                f"{str(path)!r}: process {holder.get('pid', '?')} on host "
+                f"{holder.get('host', '?')}, started {holder.get('started', '?')}); wait for "
+                "it to finish, use another directory, or delete the lock file if no run is "
+                "active"
+            ) from None
+        with os.fdopen(fd, "w") as f:
+            json.dump(me, f)
+        break
+    try:
+        yield
+    finally:
+        try:
+            if json.loads(path.read_text()).get("pid") == me["pid"]:
+                path.unlink()
+        except (OSError, ValueError):
+            pass
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
 
 
 def _parse_fields(fields):

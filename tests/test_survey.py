@@ -16,8 +16,8 @@ from astropy import units as u
 from astropy.coordinates import SkyCoord
 from astropy.table import Table
 
-from m31clusters.exceptions import CorruptFileError, FieldFailedWarning
-from m31clusters.survey import MANIFEST_NAME, SurveyRun, iter_chunks, run_survey
+from m31clusters.exceptions import CorruptFileError, FieldFailedWarning, SurveyLockedError
+from m31clusters.survey import LOCK_NAME, MANIFEST_NAME, SurveyRun, iter_chunks, run_survey
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -139,12 +139,58 @@ def test_killed_run_resumes_without_recomputing(tmp_path):
         assert _n_calls(calls, field) == 1
     for field in range(20):
         assert _n_calls(calls, field) >= 1
-    # No temporary file of the killed run is left behind.
+    # No temporary file of the killed run is left behind; its lock was taken
+    # over (dead process on this host) and released at the end.
     assert not list(out.glob(".*.tmp"))
+    assert not (out / LOCK_NAME).exists()
     # Merged catalogue: one row per field, each from its own field.
     cat = run.catalog
     assert len(cat) == 20
     np.testing.assert_allclose(cat["ra"], 10.0 + 0.01 * np.asarray(cat["field"]))
+
+
+def test_second_run_on_same_directory_is_refused(tmp_path):
+    out = tmp_path / "out"
+    started, release = threading.Event(), threading.Event()
+
+    def slow_field(field):
+        started.set()
+        assert release.wait(30)
+        return _field_table(field)
+
+    result = {}
+    first = threading.Thread(target=lambda: result.update(run=run_survey(
+        slow_field, [1], out, scheduler="synchronous", progress=False, dedup_radius=None)))
+    first.start()
+    try:
+        assert started.wait(30)
+        lock = json.loads((out / LOCK_NAME).read_text())
+        assert lock["pid"] == os.getpid()
+        with pytest.raises(SurveyLockedError, match="in use by another survey run"):
+            run_survey(_field_table, [2], out, scheduler="synchronous", progress=False)
+    finally:
+        release.set()
+        first.join()
+    assert result["run"].complete and not (out / LOCK_NAME).exists()
+    # the refused run changed nothing
+    assert SurveyRun.load(out).done == [1]
+
+    # a lock left by a dead process of this host is taken over ...
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    import socket
+
+    host = socket.gethostname()
+    (out / LOCK_NAME).write_text(json.dumps({"pid": int(dead.stdout), "host": host}))
+    run = run_survey(_field_table, [2], out, scheduler="synchronous", progress=False,
+                     dedup_radius=None)
+    assert run.computed == [2] and not (out / LOCK_NAME).exists()
+    # ... one held by another host (shared disk) or unreadable is not
+    for text in (json.dumps({"pid": 1, "host": host + "-elsewhere", "started": "x"}), "junk"):
+        (out / LOCK_NAME).write_text(text)
+        with pytest.raises(SurveyLockedError, match="delete the lock file"):
+            run_survey(_field_table, [3], out, scheduler="synchronous", progress=False)
+        assert (out / LOCK_NAME).read_text() == text
 
 
 def test_file_without_manifest_entry_counts_as_finished(tmp_path):
