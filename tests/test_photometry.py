@@ -422,23 +422,28 @@ def test_simulated_field_photometry(simulated):
     meta = truth.meta
     corr = {b: _moffat_correction(APERTURE, meta[f"fwhm_{b}"], meta["beta"]) for b in "gi"}
     coords = SkyCoord(truth["ra"], truth["dec"], unit="deg")
-    stars = (truth["kind"] == "star") & (truth["gmag"] < 21)
+    stars = (truth["kind"] == "star") & (truth["gmag"] < 22)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", OffImageWarning)  # stars at the CCD edges
         out = measure(images, coords[stars], aperture_correction=corr)
     for b in "gi":
         true = np.asarray(truth[f"{b}mag"])[stars]
-        isolated = _contamination(coords, np.asarray(truth[f"{b}mag"]), 4 * u.arcsec)[stars] < 0.01
-        # the header SATURATE/SKYLEVEL flag the saturated stars, all bright
+        # isolated out to the sky annulus' outer radius (6"): a neighbour in the
+        # annulus biases the sky, which no pixel-noise error can describe
+        contam = _contamination(coords, np.asarray(truth[f"{b}mag"]), 6 * u.arcsec)[stars]
+        # the header SATURATE/SKYLEVEL flag the saturated stars: isolated ones are
+        # all bright (a faint star beside a saturated one is flagged too)
         saturated = out[f"{b}flag"] == 1
-        assert saturated.any() and true[saturated].max() < 19.5
-        good = isolated & (out[f"{b}flag"] == 0)
-        assert np.count_nonzero(good) > 40
+        assert saturated.any() and np.all(true[saturated & (contam < 1e-3)] < 19.5)
+        good = (contam < 1e-3) & (out[f"{b}flag"] == 0)
+        assert np.count_nonzero(good) > 30
         dm = np.asarray(out[f"{b}mag"])[good] - true[good]
         e = np.asarray(out[f"e_{b}mag"])[good]
-        assert np.median(np.abs(dm)) < 0.03
-        # scatter consistent with the errors plus a 5 mmag floor (PSF model)
-        assert 0.4 < np.std(dm / np.hypot(e, 0.005)) < 1.5
+        assert np.median(np.abs(dm)) < 0.01
+        # the reported errors describe the scatter (no systematic floor needed)
+        pull = dm / e
+        assert 0.75 < np.std(pull) < 1.3
+        assert abs(np.median(pull)) < 0.4
 
 
 def test_simulated_field_detection(simulated):
