@@ -6,18 +6,30 @@ anything imports Keras, and provides the ``shared_data`` fixture pointing
 at the real reference data in ``../shared/data`` (skipped when absent).
 """
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
 import pytest
 
+_TEMP_DIRS = []
+
+
+def _temp_dir_env(name, prefix):
+    """Point *name* at a new temporary directory unless the user set it; removed at exit."""
+    if name not in os.environ:
+        os.environ[name] = tempfile.mkdtemp(prefix=prefix)
+        _TEMP_DIRS.append(os.environ[name])
+
+
+atexit.register(lambda: [shutil.rmtree(d, ignore_errors=True) for d in _TEMP_DIRS])
+
 os.environ.setdefault("KERAS_BACKEND", "jax")
-os.environ.setdefault("KERAS_HOME", tempfile.mkdtemp(prefix="m31clusters-keras-"))
+_temp_dir_env("KERAS_HOME", "m31clusters-keras-")
 os.environ.setdefault("MPLBACKEND", "Agg")
-os.environ.setdefault(
-    "HYPOTHESIS_STORAGE_DIRECTORY", tempfile.mkdtemp(prefix="m31clusters-hypothesis-")
-)
+_temp_dir_env("HYPOTHESIS_STORAGE_DIRECTORY", "m31clusters-hypothesis-")
 os.environ.setdefault(
     "JAX_COMPILATION_CACHE_DIR",
     os.path.join(tempfile.gettempdir(), "m31clusters-jax-cache"),

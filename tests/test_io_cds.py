@@ -1,5 +1,6 @@
 """Tests of the CDS reader and writer (m31clusters.io.cds) and their registration."""
 
+import os
 import re
 import string
 import tempfile
@@ -19,7 +20,8 @@ from m31clusters.exceptions import CDSFormatError
 from m31clusters.io.cds import cds_unit_string, read_cds, write_cds
 
 # Keep Hypothesis' cache out of the checkout: pytest would refuse to skip it.
-set_hypothesis_home_dir(tempfile.mkdtemp(prefix="m31clusters-hypothesis-"))
+set_hypothesis_home_dir(os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY")
+                        or tempfile.mkdtemp(prefix="m31clusters-hypothesis-"))
 
 KW = {"title": "Test catalogue", "authors": ["Doe J.", "Roe R."], "year": 2026}
 
