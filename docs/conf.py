@@ -1,10 +1,14 @@
 """Sphinx configuration for m31clusters."""
 
+import atexit
 import os
+import shutil
 import tempfile
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
-os.environ.setdefault("KERAS_HOME", tempfile.mkdtemp(prefix="m31clusters-docs-keras-"))
+if "KERAS_HOME" not in os.environ:  # a private Keras home, removed when the build ends
+    os.environ["KERAS_HOME"] = tempfile.mkdtemp(prefix="m31clusters-docs-keras-")
+    atexit.register(shutil.rmtree, os.environ["KERAS_HOME"], ignore_errors=True)
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 import m31clusters  # noqa: E402
