@@ -40,7 +40,8 @@ try:  # Property tests: the same examples on every run unless asked otherwise.
     from hypothesis import settings as _hypothesis_settings
 
     _hypothesis_settings.register_profile("m31clusters", derandomize=True, database=None)
-    # ``HYPOTHESIS_PROFILE=explore`` draws fresh random examples (and more of them).
+    # ``HYPOTHESIS_PROFILE=explore`` draws fresh random examples (500 where a test sets no
+    # max_examples of its own).
     _hypothesis_settings.register_profile("explore", max_examples=500, database=None)
     _hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "m31clusters"))
 except ImportError:  # pragma: no cover - hypothesis is in the test extra
