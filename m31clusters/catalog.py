@@ -32,8 +32,8 @@ CANDIDATE_NAME_COLUMNS = {
     "C09": "Name in Caldwell et al. (2009, AJ 137, 94)",
     "RBC": "Name in the Revised Bologna Catalogue v5 (Galleti et al. 2004-2012)",
     "C11": "Name in Caldwell et al. (2011, AJ 141, 61)",
-    "W22": "Name in the W22 catalogue of M31 clusters",
-    "W23": "Name in the W23 catalogue of M31 clusters",
+    "W22": "Name in Wang S. et al. (2022, A&A 658, A51)",
+    "W23": "Name in Wang Y. et al. (2023, arXiv:2307.09999)",
     "H14": "Name in Huxor et al. (2014, MNRAS 442, 2165)",
 }
 
