@@ -1081,8 +1081,11 @@ class ClusterClassifier:
                     dist = _default_distribution(distribution)
                     scope = dist.scope() if dist is not None else contextlib.nullcontext()
                     with scope:
+                        from .models import small_input_conv2d
+
                         model = keras.saving.load_model(
-                            os.path.join(tmp, _MODEL_MEMBER), compile=False, safe_mode=True
+                            os.path.join(tmp, _MODEL_MEMBER), compile=False, safe_mode=True,
+                            custom_objects={"SmallInputConv2D": small_input_conv2d()},
                         )
         except CorruptFileError:
             raise

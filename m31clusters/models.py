@@ -14,12 +14,20 @@ layer, so the saved model still takes the original stamp size.
 
 Only standard, registered Keras layers are used (no ``Lambda``), so every
 model can be saved and loaded with Keras ``safe_mode=True``.
+
+XLA:CPU runs a 3 x 3 convolution on a feature map smaller than its kernel
+(the 2 x 2 maps of ResNet-50's last stage for 64 x 64 stamps) about 100
+times slower than other convolutions of the same cost.  `build_model`
+therefore replaces such convolutions (stride 1, ``"same"`` padding, channels
+last) by `SmallInputConv2D`, a registered ``Conv2D`` subclass with the same
+weights that computes them as one matrix product over the shifted inputs
+(see ``benchmarks/bench_xla_vs_torch.py``).
 """
 
 import contextlib
 import warnings
 
-__all__ = ["ARCHITECTURES", "MIN_INPUT_SIZE", "build_model"]
+__all__ = ["ARCHITECTURES", "MIN_INPUT_SIZE", "build_model", "small_input_conv2d"]
 
 #: Names accepted by `build_model` (and by ``ClusterClassifier(architecture=...)``).
 ARCHITECTURES = (
@@ -230,7 +238,122 @@ def build_model(architecture="resnet50", input_shape=(64, 64, 2), data_format="c
     with _image_data_format(data_format):
         x = _body(architecture, x)
     outputs = layers.Dense(1, activation="sigmoid", dtype="float32", name="probability")(x)
-    return keras.Model(inputs, outputs, name=architecture)
+    return _swap_small_input_convs(keras.Model(inputs, outputs, name=architecture))
+
+
+def small_input_conv2d():
+    """
+    The `keras.layers.Conv2D` subclass used for convolutions on small maps.
+
+    ``SmallInputConv2D`` has the configuration and weights of a ``Conv2D``
+    (stride 1, ``"same"`` padding, channels last, no dilation or groups) and
+    the same outputs; it pads the input, stacks the ``kh * kw`` shifted
+    copies along the channel axis and multiplies by the reshaped kernel.  On
+    feature maps smaller than the kernel this avoids a very slow XLA:CPU
+    convolution path.  It is registered with Keras (package
+    ``"m31clusters"``) when this function is first called, which
+    `build_model` and `ClusterClassifier.load
+    <m31clusters.classifier.ClusterClassifier.load>` do.
+
+    Returns
+    -------
+    type
+        The layer class.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import keras
+    >>> from m31clusters.models import small_input_conv2d
+    >>> x = np.random.default_rng(0).normal(size=(4, 2, 2, 8)).astype("float32")
+    >>> conv = keras.layers.Conv2D(5, 3, padding="same")
+    >>> small = small_input_conv2d().from_config(conv.get_config())
+    >>> _ = conv(x), small(x)
+    >>> for mine, theirs in zip(small.weights, conv.weights):
+    ...     _ = mine.assign(theirs.value)
+    >>> bool(np.allclose(conv(x), small(x), atol=1e-5))
+    True
+    """
+    global _SMALL_INPUT_CONV2D
+    if _SMALL_INPUT_CONV2D is None:
+        import keras
+
+        @keras.saving.register_keras_serializable(package="m31clusters")
+        class SmallInputConv2D(keras.layers.Conv2D):
+            """``Conv2D`` computed as one matrix product (for maps smaller than the kernel)."""
+
+            def call(self, inputs):
+                from keras import ops
+
+                kh, kw = self.kernel_size
+                h, w = inputs.shape[1], inputs.shape[2]
+                # "same" padding as Keras/XLA: the extra row/column goes at the end
+                pads = [[0, 0], [(kh - 1) // 2, kh // 2], [(kw - 1) // 2, kw // 2], [0, 0]]
+                padded = ops.pad(inputs, pads)
+                shifted = [padded[:, i:i + h, j:j + w, :] for i in range(kh) for j in range(kw)]
+                cols = ops.concatenate(shifted, axis=-1)
+                kernel = ops.reshape(self.kernel, (-1, self.filters))
+                out = ops.matmul(cols, kernel)
+                if self.use_bias:
+                    out = out + self.bias
+                if self.activation is not None:
+                    out = self.activation(out)
+                return out
+
+        _SMALL_INPUT_CONV2D = SmallInputConv2D
+    return _SMALL_INPUT_CONV2D
+
+
+_SMALL_INPUT_CONV2D = None
+
+
+def _is_small_input_conv(layer):
+    import keras
+
+    if type(layer) is not keras.layers.Conv2D:
+        return False
+    try:
+        shape = layer.input.shape
+    except (AttributeError, ValueError):  # used more than once, or not built
+        return False
+    kh, kw = layer.kernel_size
+    return (
+        layer.data_format == "channels_last"
+        and tuple(layer.strides) == (1, 1)
+        and tuple(layer.dilation_rate) == (1, 1)
+        and layer.groups == 1
+        and layer.padding == "same"
+        and shape[1] is not None
+        and shape[2] is not None
+        and (shape[1] < kh or shape[2] < kw)
+    )
+
+
+def _swap_small_input_convs(model):
+    """*model* with `SmallInputConv2D` where XLA's convolution would be slow; same weights."""
+    import keras
+
+    def uses_small(m):
+        return any(_is_small_input_conv(la) or (isinstance(la, keras.Model) and uses_small(la))
+                   for la in m.layers)
+
+    if not uses_small(model):
+        return model
+    cls = small_input_conv2d()
+
+    def clone(layer):
+        if _is_small_input_conv(layer):
+            return cls.from_config(layer.get_config())
+        return layer.__class__.from_config(layer.get_config())
+
+    new = keras.models.clone_model(model, clone_function=clone, recursive=True)
+    if len(new.weights) != len(model.weights):  # pragma: no cover - defensive
+        raise RuntimeError("internal error: cloning the model changed its weights")
+    for dst, src in zip(new.weights, model.weights, strict=True):
+        if tuple(dst.shape) != tuple(src.shape):  # pragma: no cover - defensive
+            raise RuntimeError(f"internal error: weight {src.path} changed shape")
+        dst.assign(src.value)
+    return new
 
 
 def _body(architecture, x):

@@ -102,6 +102,50 @@ def test_small_inputs_are_resized_inside_the_model(tmp_path):
     np.testing.assert_allclose(again.predict_on_batch(x), model.predict_on_batch(x), atol=1e-6)
 
 
+@pytest.mark.parametrize(("architecture", "size", "swapped"),
+                         [("resnet18", 64, 3), ("resnet50", 64, 3), ("resnet50", 32, 9)])
+def test_convolutions_on_small_maps_use_matrix_products(tmp_path, architecture, size, swapped):
+    """3x3 convolutions on 2x2 or 1x1 maps (ResNet-50 at 32x32: 6 in stage 4, 3 in
+    stage 5) are swapped for SmallInputConv2D
+    (XLA:CPU runs them ~100x slower); the network computes the same thing as
+    the channels-first build, which keeps plain Conv2D layers."""
+    import keras
+
+    from m31clusters.classifier import ClusterClassifier
+    from m31clusters.models import small_input_conv2d
+
+    def small_convs(model):
+        found = []
+        for layer in model.layers:
+            if isinstance(layer, keras.Model):
+                found += small_convs(layer)
+            elif type(layer) is small_input_conv2d():
+                found.append(layer)
+        return found
+
+    x = np.random.default_rng(3).normal(size=(4, size, size, 2)).astype("float32")
+    out = {}
+    for fmt in ("channels_last", "channels_first"):
+        keras.utils.set_random_seed(0)
+        model = build_model(architecture, input_shape=(size, size, 2), data_format=fmt)
+        out[fmt] = np.asarray(model.predict_on_batch(x))
+        if fmt == "channels_last":
+            small = small_convs(model)
+            assert len(small) == swapped
+            assert all(la.kernel_size == (3, 3) and la.input.shape[1] < 3 for la in small)
+            last = model
+    assert small_convs(model) == []
+    np.testing.assert_allclose(out["channels_last"], out["channels_first"], rtol=1e-4, atol=1e-5)
+    # saved and loaded with safe_mode=True through the classifier
+    if architecture == "resnet18":
+        clf = ClusterClassifier(last, input_shape=(size, size, 2))
+        clf.save(tmp_path / "c.zip")
+        again = ClusterClassifier.load(tmp_path / "c.zip")
+        assert len(small_convs(again.model)) == swapped
+        np.testing.assert_allclose(again.model.predict_on_batch(x), out["channels_last"],
+                                   atol=1e-6)
+
+
 def test_bad_arguments():
     assert "resnet50" in ARCHITECTURES and "simple" in ARCHITECTURES
     with pytest.raises(ValueError, match="unknown architecture 'lenet'"):
