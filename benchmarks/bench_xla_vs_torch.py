@@ -17,10 +17,16 @@ float32, batch 32, 64 x 64 x 2 stamps:
 2. Single 3x3 convolutions of the shapes each ResNet stage runs at 64 x 64
    input, ``jax.lax.conv_general_dilated`` (NHWC, jitted) against
    ``torch.nn.functional.conv2d`` with and without oneDNN, in GFLOP/s.
-3. Where XLA spends the time: the share of convolutions in a jitted forward
-   pass, from the per-stage timings.
+   The same convolutions written as one matrix product over the shifted
+   inputs (im2col), as ``m31clusters.models.SmallInputConv2D`` does.
 
-The numbers go into the ClusterClassifier issue note.
+Finding (2 cores, Sapphire Rapids): XLA:CPU runs a 3x3 convolution on a 2x2
+(or 1x1) map at ~2 GFLOP/s against ~200 GFLOP/s for the same work at 4x4 or
+as a matrix product.  At 64x64 input, ResNet-50's last stage has three such
+convolutions, which took ~90% of the forward pass; `build_model` now swaps
+them for ``SmallInputConv2D`` (same weights, same outputs), which brought
+Keras/JAX from ~30 to ~230 img/s against ~280 img/s for PyTorch.  PyTorch
+with oneDNN switched off runs at ~17 img/s: its speed comes from oneDNN.
 """
 
 import argparse
@@ -136,11 +142,19 @@ def bench_convs(batch, size, repeat):
     # (spatial size, channels) of each stage's 3x3 convolution at size x size input
     stages = [(size // 4, 64), (size // 8, 128), (size // 16, 256), (size // 32, 512)]
     rng = np.random.default_rng(1)
-    print(f"  {'HxW':>5s} {'C':>4s} {'GFLOP':>6s} {'XLA GFLOP/s':>12s} "
+    print(f"  {'HxW':>5s} {'C':>4s} {'GFLOP':>6s} {'XLA GFLOP/s':>12s} {'XLA im2col':>11s} "
           f"{'torch oneDNN':>13s} {'torch no-oneDNN':>16s}")
     total = {"xla": 0.0, "torch": 0.0, "torch_off": 0.0}
     conv = jax.jit(lambda a, b: jax.lax.conv_general_dilated(
         a, b, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")))
+    def im2col(a, b):  # what m31clusters.models.SmallInputConv2D computes
+        n, h, w, ci = a.shape
+        p = jax.numpy.pad(a, ((0, 0), (1, 1), (1, 1), (0, 0)))
+        cols = jax.numpy.concatenate(
+            [p[:, i:i + h, j:j + w, :] for i in range(3) for j in range(3)], axis=-1)
+        return cols @ b.reshape(9 * ci, -1)
+
+    im2col = jax.jit(im2col)
     for hw, c in stages:
         x = rng.normal(size=(batch, hw, hw, c)).astype(np.float32)
         w = rng.normal(size=(3, 3, c, c)).astype(np.float32)
@@ -148,6 +162,7 @@ def bench_convs(batch, size, repeat):
 
         xj, wj = jax.device_put(x), jax.device_put(w)
         t_x = _best(lambda a=xj, b=wj: conv(a, b).block_until_ready(), repeat, number=5)
+        t_i = _best(lambda a=xj, b=wj: im2col(a, b).block_until_ready(), repeat, number=5)
 
         xt = torch.from_numpy(x.transpose(0, 3, 1, 2).copy())
         wt = torch.from_numpy(w.transpose(3, 2, 0, 1).copy())
@@ -163,6 +178,7 @@ def bench_convs(batch, size, repeat):
         total["torch"] += t_t
         total["torch_off"] += t_o
         print(f"  {hw:>2d}x{hw:<2d} {c:>4d} {flops / 1e9:6.2f} {flops / t_x / 1e9:12.1f} "
+              f"{flops / t_i / 1e9:11.1f} "
               f"{flops / t_t / 1e9:13.1f} {flops / t_o / 1e9:16.1f}")
     print(f"  sum of the four: XLA {1e3 * total['xla']:.1f} ms, torch {1e3 * total['torch']:.1f} ms"
           f" (oneDNN off {1e3 * total['torch_off']:.1f} ms)")
