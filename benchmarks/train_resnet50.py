@@ -12,6 +12,13 @@ Full run (hours on a CPU, minutes on a GPU)::
 
     python benchmarks/train_resnet50.py --n-train 20000 --epochs 30
 
+The run reported in the ClusterClassifier notes and docs (95 min on 2 CPU
+cores: test purity 0.896, recall 0.908, F1 0.902, ROC AUC 0.967)::
+
+    python benchmarks/train_resnet50.py --size 32 --n-train 16000 --n-val 2000 \
+        --n-test 4000 --batch 64 --lr 1e-3 --epochs 40 --patience 8 \
+        --monitor val_auc --reduce-lr 2 --max-minutes 95 --checkpoint resnet50.zip
+
 Small CPU run (a few minutes), resumable from its checkpoint::
 
     python benchmarks/train_resnet50.py --n-train 512 --n-val 256 --n-test 256 \\
