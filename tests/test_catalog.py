@@ -4,6 +4,7 @@ import re
 
 import numpy as np
 import pytest
+from _cds_readme import byte_description
 from astropy import units as u
 from astropy.coordinates import SkyCoord
 from astropy.io import ascii as astropy_ascii
@@ -16,7 +17,6 @@ from m31clusters.geometry import M31_CENTER, pandas_fields
 
 TABLE7 = ["Seq", "coord", "gmag", "e_gmag", "imag", "e_imag", "PAndAS", "Rproj", "Conf",
           "Score", "C09", "RBC", "C11", "W22", "W23", "H14"]
-_BYTES = re.compile(r"^\s*(?:(\d+)\s*-)?\s*(\d+)\s+([AIFE])(\d+)(?:\.(\d+))?\s+(\S+)\s+(\S+)")
 
 
 def candidates(n=40, seed=1):
@@ -92,16 +92,9 @@ def test_candidate_catalogue_publishes(tmp_path):
     text = readme.read_text()
     lines = text.splitlines()
     assert max(len(line) for line in lines) <= 80
-    # Byte-by-byte block: one line per column, parsed here independently.
-    i = lines.index("Byte-by-byte Description of file: table7.dat")
-    ranges = []
-    for line in lines[i + 4:]:
-        if set(line) == {"-"}:
-            break
-        m = _BYTES.match(line)
-        if m:
-            start, end = int(m.group(1) or m.group(2)), int(m.group(2))
-            ranges.append((m.group(7), start, end, m.group(3), m.group(6)))
+    # Byte-by-byte block: one line per column, parsed independently of the package.
+    assert "Byte-by-byte Description of file: table7.dat" in lines
+    ranges = byte_description(text)
     sexa = ["RAh", "RAm", "RAs", "DE-", "DEd", "DEm", "DEs"]
     assert [r[0] for r in ranges] == ["Seq"] + sexa + TABLE7[2:] + ["J15"]
     units = {r[0]: r[4] for r in ranges}

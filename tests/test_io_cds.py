@@ -7,6 +7,7 @@ import tempfile
 
 import numpy as np
 import pytest
+from _cds_readme import byte_description, slice_data
 from astropy import units as u
 from astropy.coordinates import FK5, SkyCoord
 from astropy.io import ascii as astropy_ascii
@@ -24,34 +25,6 @@ set_hypothesis_home_dir(os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY")
                         or tempfile.mkdtemp(prefix="m31clusters-hypothesis-"))
 
 KW = {"title": "Test catalogue", "authors": ["Doe J.", "Roe R."], "year": 2026}
-
-# An independent parser of byte-by-byte lines (not the package's).
-_BYTES = re.compile(r"^\s*(?:(\d+)\s*-)?\s*(\d+)\s+([AIFE])(\d+)(?:\.(\d+))?\s+(\S+)\s+(\S+)")
-
-
-def byte_description(readme):
-    """[(label, start, end, kind, unit)] from the ReadMe text."""
-    lines = readme.splitlines()
-    i = next(k for k, line in enumerate(lines) if line.startswith("Byte-by-byte"))
-    assert set(lines[i + 1]) == {"-"} and set(lines[i + 3]) == {"-"}
-    assert lines[i + 2].split()[:5] == ["Bytes", "Format", "Units", "Label", "Explanations"]
-    out = []
-    for line in lines[i + 4:]:
-        if set(line) == {"-"}:
-            break
-        m = _BYTES.match(line)
-        if m:
-            start, end = int(m.group(1) or m.group(2)), int(m.group(2))
-            assert end - start + 1 == int(m.group(4)), line
-            out.append((m.group(7), start, end, m.group(3), m.group(6)))
-    return out
-
-
-def slice_data(data_text, ranges):
-    """Column label -> list of stripped strings cut with the byte ranges."""
-    rows = data_text.splitlines()
-    return {label: [row[s - 1:e].strip() for row in rows] for label, s, e, _, _ in ranges}
-
 
 def small_table():
     t = Table()
