@@ -37,6 +37,8 @@ from .utils._sphere import unit_vectors
 from .utils._stamps import (
     dihedral_array,
     dihedral_offsets,
+    dihedral_pixel_map,
+    dihedral_product,
     extract_stamps,
     sorted_quantile,
     stamp_origins,
@@ -103,7 +105,7 @@ class _StampWCS:
     def turned(self, k):
         """The record after `dihedral_array` transform(s) *k* (int or (N,) array)."""
         return _StampWCS(self.sources, self.index, self.origin,
-                         _DIHEDRAL_PRODUCT[self.turn, np.asarray(k)])
+                         dihedral_product()[self.turn, np.asarray(k)])
 
     @classmethod
     def concatenate(cls, items):
@@ -150,7 +152,7 @@ class _StampWCS:
             # stamp pixel p' (0-based x, y) shows pixel A p' + b of the stamp as cut;
             # with 1-based FITS pixels P = A P' + c, c = b + 1 - A (1, 1), so the new
             # linear matrix is M A and CRPIX' = A^T (CRPIX - c) (A is orthogonal)
-            a, b = _dihedral_pixel_map(k, cut_shape)
+            a, b = dihedral_pixel_map(k, cut_shape)
             cvec = b + 1.0 - a @ np.ones(2)
             crpix = a.T @ (w.wcs.crpix - cvec)
             if w.wcs.has_cd():
@@ -172,41 +174,6 @@ def _check_turn(turn, path):
 def _has_distortion(w):
     return any(getattr(w, name, None) is not None
                for name in ("sip", "cpdis1", "cpdis2", "det2im1", "det2im2"))
-
-
-def _dihedral_pixel_map(k, shape):
-    """
-    (A, b) with ``p = A @ p' + b``: pixel p' = (x', y') of a stamp transformed
-    by `dihedral_array` *k* shows pixel p of the stamp of *shape* (H, W) before.
-    """
-    a = np.eye(2)
-    b = np.zeros(2)
-    h, w = shape
-    steps = [("rot", None)] * (k % 4) + ([("flip", None)] if k >= 4 else [])
-    for step, _ in steps:
-        if step == "rot":  # np.rot90 on (row, col): new[i, j] = old[j, W - 1 - i]
-            s, t = np.array([[0.0, -1.0], [1.0, 0.0]]), np.array([w - 1.0, 0.0])
-            h, w = w, h
-        else:  # columns reversed: new[i, j] = old[i, W - 1 - j]
-            s, t = np.array([[-1.0, 0.0], [0.0, 1.0]]), np.array([w - 1.0, 0.0])
-        b = a @ t + b
-        a = a @ s
-    return a, b
-
-
-def _dihedral_product_table():
-    """``table[k1, k2]``: the single transform equal to k1 followed by k2."""
-    probe = np.arange(9.0).reshape(1, 3, 3)
-    table = np.zeros((8, 8), dtype=np.int8)
-    results = [dihedral_array(probe, k) for k in range(8)]
-    for k1 in range(8):
-        for k2 in range(8):
-            both = dihedral_array(results[k1], k2)
-            table[k1, k2] = next(k for k in range(8) if np.array_equal(results[k], both))
-    return table
-
-
-_DIHEDRAL_PRODUCT = _dihedral_product_table()
 
 
 class _StampWCSList(Sequence):

@@ -6,6 +6,7 @@ statistics over stamps, and the eight dihedral transforms.
 Everything here works on plain numpy arrays.
 """
 
+import functools
 import os
 
 import numpy as np
@@ -18,6 +19,8 @@ __all__ = [
     "zscale_limits",
     "dihedral_array",
     "dihedral_offsets",
+    "dihedral_pixel_map",
+    "dihedral_product",
 ]
 
 #: Bytes of stamps gathered per numpy call (keeps the temporary in cache).
@@ -64,7 +67,7 @@ def stamp_origins(x, y, shape):
 
 
 def extract_stamps(image, x0, y0, shape, out, rows=None, image_mask=None, out_mask=None,
-                   fill_value=np.nan, threads=None):
+                   fill_value=np.nan):
     """
     Copy stamps from a 2-D array into rows of *out*.
 
@@ -96,11 +99,13 @@ def extract_stamps(image, x0, y0, shape, out, rows=None, image_mask=None, out_ma
         while the stamps are in cache.
     fill_value : float
         Value for pixels off the image (NaN, so that they are masked).
-    threads : int, optional
-        Threads gathering the stamps fully inside the image (default: the
-        CPU cores available to this process, at most `_MAX_THREADS`).  The
-        copy is memory-bound and numpy releases the GIL while it copies, so
-        each thread adds a memory stream; the result does not depend on it.
+
+    Notes
+    -----
+    Stamps fully inside the image are gathered on one thread per CPU core
+    available to this process (at most `_MAX_THREADS`): the copy is
+    memory-bound and numpy releases the GIL while it copies, so each thread
+    adds a memory stream.  The result does not depend on the thread count.
     """
     h, w = shape
     ny, nx = image.shape
@@ -137,7 +142,7 @@ def extract_stamps(image, x0, y0, shape, out, rows=None, image_mask=None, out_ma
                     out_mask[r] = m
 
         starts = range(0, idx_in.size, block)
-        n_threads = min(_n_threads() if threads is None else int(threads), len(starts))
+        n_threads = min(_n_threads(), len(starts))
         if n_threads <= 1:
             gather(starts)
         else:
@@ -301,18 +306,47 @@ def dihedral_array(data, k, axes=(1, 2)):
     return out
 
 
+def dihedral_pixel_map(k, shape):
+    """
+    The pixel map of `dihedral_array` transform *k*.
+
+    Returns ``(A, b)`` with ``p = A @ p' + b``: pixel ``p' = (x', y')``
+    (0-based, x along columns) of a stamp transformed by *k* shows pixel
+    ``p`` of the stamp of *shape* ``(H, W)`` before.  ``A`` is orthogonal.
+    """
+    a = np.eye(2)
+    b = np.zeros(2)
+    h, w = shape
+    for step in ["rot"] * (k % 4) + (["flip"] if k >= 4 else []):
+        if step == "rot":  # np.rot90 on (row, col): new[i, j] = old[j, W - 1 - i]
+            s, t = np.array([[0.0, -1.0], [1.0, 0.0]]), np.array([w - 1.0, 0.0])
+            h, w = w, h
+        else:  # columns reversed: new[i, j] = old[i, W - 1 - j]
+            s, t = np.array([[-1.0, 0.0], [0.0, 1.0]]), np.array([w - 1.0, 0.0])
+        b = a @ t + b
+        a = a @ s
+    return a, b
+
+
 def dihedral_offsets(offsets, k):
     """
     Transform (dx, dy) offsets from the stamp centre like `dihedral_array`.
 
-    ``dx`` is along columns (x), ``dy`` along rows (y).
+    ``dx`` is along columns (x), ``dy`` along rows (y).  The centre maps to
+    the centre, so an offset transforms by ``A^T`` of `dihedral_pixel_map`.
     """
-    dx = offsets[:, 0]
-    dy = offsets[:, 1]
-    for _ in range(k % 4):
-        # np.rot90 on (row, col): new[i, j] = old[j, W - 1 - i]
-        # so (dy, dx) -> (-dx, dy)
-        dx, dy = dy, -dx
-    if k >= 4:
-        dx = -dx
-    return np.stack([dx, dy], axis=1)
+    a, _ = dihedral_pixel_map(k, (1, 1))
+    return np.asarray(offsets, dtype=np.float64) @ a
+
+
+@functools.cache
+def dihedral_product():
+    """``table[k1, k2]``: the single transform equal to *k1* followed by *k2*."""
+    probe = np.arange(9.0).reshape(1, 3, 3)
+    table = np.zeros((8, 8), dtype=np.int8)
+    results = [dihedral_array(probe, k) for k in range(8)]
+    for k1 in range(8):
+        for k2 in range(8):
+            both = dihedral_array(results[k1], k2)
+            table[k1, k2] = next(k for k in range(8) if np.array_equal(results[k], both))
+    return table
