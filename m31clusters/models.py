@@ -330,30 +330,24 @@ def _is_small_input_conv(layer):
 
 
 def _swap_small_input_convs(model):
-    """*model* with `SmallInputConv2D` where XLA's convolution would be slow; same weights."""
+    """
+    Turn, in place, the convolutions of *model* where XLA's convolution would
+    be slow into `SmallInputConv2D`; returns *model*.
+
+    ``SmallInputConv2D`` only overrides ``call`` (same configuration, same
+    variables), so the layer keeps its weights and its place in the graph;
+    nothing is rebuilt or copied.
+    """
     import keras
 
-    def uses_small(m):
-        return any(_is_small_input_conv(la) or (isinstance(la, keras.Model) and uses_small(la))
-                   for la in m.layers)
-
-    if not uses_small(model):
-        return model
-    cls = small_input_conv2d()
-
-    def clone(layer):
-        if _is_small_input_conv(layer):
-            return cls.from_config(layer.get_config())
-        return layer.__class__.from_config(layer.get_config())
-
-    new = keras.models.clone_model(model, clone_function=clone, recursive=True)
-    if len(new.weights) != len(model.weights):  # pragma: no cover - defensive
-        raise RuntimeError("internal error: cloning the model changed its weights")
-    for dst, src in zip(new.weights, model.weights, strict=True):
-        if tuple(dst.shape) != tuple(src.shape):  # pragma: no cover - defensive
-            raise RuntimeError(f"internal error: weight {src.path} changed shape")
-        dst.assign(src.value)
-    return new
+    layers = list(model.layers)
+    while layers:
+        layer = layers.pop()
+        if isinstance(layer, keras.Model):
+            layers.extend(layer.layers)
+        elif _is_small_input_conv(layer):
+            layer.__class__ = small_input_conv2d()
+    return model
 
 
 def _body(architecture, x):
