@@ -23,7 +23,7 @@ import numpy as np
 from astropy.table import Table
 
 from .exceptions import BandError, CorruptFileError, IncompatibleModelError
-from .models import ARCHITECTURES, build_model
+from .models import ARCHITECTURES, build_model, small_input_conv2d
 from .utils._io import atomic_path, check_overwrite
 from .utils._metrics import (
     best_threshold,
@@ -1081,8 +1081,6 @@ class ClusterClassifier:
                     dist = _default_distribution(distribution)
                     scope = dist.scope() if dist is not None else contextlib.nullcontext()
                     with scope:
-                        from .models import small_input_conv2d
-
                         model = keras.saving.load_model(
                             os.path.join(tmp, _MODEL_MEMBER), compile=False, safe_mode=True,
                             custom_objects={"SmallInputConv2D": small_input_conv2d()},
