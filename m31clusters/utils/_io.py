@@ -5,7 +5,38 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_path", "check_overwrite", "path_of"]
+__all__ = ["atomic_path", "check_overwrite", "default_file_mode", "path_of"]
+
+
+def _current_umask():
+    """The process umask, read without changing it where the OS allows."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:  # pragma: no cover - not Linux
+        pass
+    mask = os.umask(0o022)  # pragma: no cover - not Linux
+    os.umask(mask)  # pragma: no cover
+    return mask  # pragma: no cover
+
+
+def default_file_mode(path=None):
+    """
+    The permission bits a new file written at *path* should get.
+
+    An existing *path* keeps its own mode (a replacement with ``overwrite=True``
+    does not change who can read the file); a new file gets what a plain
+    ``open(path, "w")`` would give: ``0o666`` less the process umask
+    (``0o644`` under the usual umask 022).
+    """
+    if path is not None:
+        try:
+            return os.stat(path).st_mode & 0o7777
+        except FileNotFoundError:
+            pass
+    return 0o666 & ~_current_umask()
 
 
 def check_overwrite(path, overwrite):
@@ -29,7 +60,10 @@ def atomic_path(path, overwrite=False):
 
     The temporary file is created in the same directory (so the final
     `os.replace` is atomic on POSIX).  On any exception the temporary file is
-    removed and *path* is left untouched.
+    removed and *path* is left untouched.  The file put in place gets the mode
+    a plain ``open(path, "w")`` would give (``0o666`` less the umask), or the
+    mode of the file it replaces (see `default_file_mode`), not the ``0o600``
+    of `tempfile.mkstemp`.
 
     Examples
     --------
@@ -53,6 +87,8 @@ def atomic_path(path, overwrite=False):
         yield tmp
         # Re-check: another process may have created the file meanwhile.
         check_overwrite(path, overwrite)
+        if os.path.exists(tmp):
+            os.chmod(tmp, default_file_mode(path))
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
