@@ -778,3 +778,57 @@ def test_no_warning_leak_on_clean_input():
         cut = Cutout.from_images({"g": hdu}, pixel_to_skycoord(30, 30, w, 0), size=5,
                                  bands="g", progress=False)
     assert cut.valid_fraction[0, 0] == 1
+
+
+# --------------------------------------------------------------------------
+# files written by m31clusters 0.1.dev42 (before cutout.py became a package)
+# --------------------------------------------------------------------------
+
+
+def _fixture_cutout():
+    """The Cutout stored in tests/data/cutout_v1.fits, rebuilt (see tests/data/README.rst)."""
+    w = WCS(naxis=2)
+    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    w.wcs.crval = [10.6847, 41.2690]
+    w.wcs.crpix = [20.0, 15.0]
+    s = 0.187 / 3600
+    c, n = np.cos(0.3), np.sin(0.3)
+    w.wcs.cd = [[-s * c, s * n], [s * n, s * c]]
+    data = np.arange(30 * 40, dtype="f4").reshape(30, 40)
+    data[5, 5] = np.nan
+    xy = np.array([[3.2, 4.7], [20.0, 15.0], [38.6, 28.9]])
+    sky = pixel_to_skycoord(xy[:, 0], xy[:, 1], w, 0)
+    cut = Cutout.from_images({"g": fits.ImageHDU(data, header=w.to_header()),
+                              "i": NDData(data * 2, wcs=w)}, sky, size=(5, 6), progress=False)
+    cut = cut.dihedral(5)
+    cut.meta["zeropoints"] = {"g": 30.0, "i": 29.5}
+    return cut, sky
+
+
+def _assert_same_cutout(back, cut, sky):
+    np.testing.assert_array_equal(back.data, cut.data)
+    np.testing.assert_array_equal(back.mask, cut.mask)
+    np.testing.assert_allclose(back.offsets, cut.offsets, atol=1e-9)
+    assert back.bands == cut.bands and back.meta == cut.meta
+    assert back.normalization == cut.normalization
+    assert np.all(back.positions.separation(sky) < 1e-6 * u.arcsec)
+    for i in range(len(cut)):
+        for band in cut.bands:
+            got, want = back.stamp_wcs(i, band), cut.stamp_wcs(i, band)
+            np.testing.assert_allclose(got.wcs.crpix, want.wcs.crpix, atol=1e-9)
+            np.testing.assert_allclose(got.pixel_scale_matrix, want.pixel_scale_matrix)
+            px, py = got.world_to_pixel(sky[i])
+            np.testing.assert_allclose([px - 2, py - 2.5], back.offsets[i], atol=1e-6)
+
+
+def test_files_written_by_version_1_still_load():
+    from pathlib import Path
+
+    here = Path(__file__).parent / "data"
+    cut, sky = _fixture_cutout()
+    back = Cutout.read(here / "cutout_v1.fits")
+    assert back.shape == (3, 6, 5, 2)  # dihedral 5 swapped H and W
+    _assert_same_cutout(back, cut, sky)
+    pytest.importorskip("h5py")
+    back = Cutout.read(here / "cutout_v1_asinh.h5")
+    _assert_same_cutout(back, cut.normalize("asinh", softening=2.0), sky)
