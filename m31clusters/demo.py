@@ -23,7 +23,6 @@ demonstration model, not the ResNet-50 of Zhang et al. (2025), and its scores
 on real PAndAS images are not calibrated.
 """
 
-import argparse
 import sys
 import time
 from dataclasses import dataclass, field
@@ -204,7 +203,6 @@ def run_demo(out_dir, images=None, *, field=DEMO_FIELD, n_ccds=2, ccd_shape=(102
     from .crossmatch import deduplicate, match
     from .cutout import Cutout
     from .datasets import load_caldwell2011, load_rbc_v5
-    from .exceptions import BandError
     from .geometry import pandas_field, projected_radius
     from .inspection import inspection_montage
 
@@ -216,6 +214,10 @@ def run_demo(out_dir, images=None, *, field=DEMO_FIELD, n_ccds=2, ccd_shape=(102
             'pip install "m31clusters[plot]" (or pip install matplotlib)'
         ) from exc
     out = Path(out_dir)
+    if images is not None:
+        images = _check_images(images)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"--out / out_dir {str(out)!r} is a file, not a directory")
     out.mkdir(parents=True, exist_ok=True)
     files = {
         "readme": out / "ReadMe",
@@ -241,14 +243,6 @@ def run_demo(out_dir, images=None, *, field=DEMO_FIELD, n_ccds=2, ccd_shape=(102
                              out_dir=out / "images", seed=seed, overwrite=overwrite,
                              progress=progress)
         images = dict(sim.images)
-    else:
-        images = {band: Path(p) for band, p in dict(images).items()}
-        missing = {"g", "i"} - set(images)
-        if missing:
-            raise BandError(f"images must give the g and i bands; missing {sorted(missing)}")
-        for band, p in images.items():
-            if not Path(p).is_file():
-                raise FileNotFoundError(f"{band} image {str(p)!r} does not exist")
     timings["images"] = time.perf_counter() - t0
 
     # 2. detection (i band) and g, i aperture photometry
@@ -330,6 +324,24 @@ def run_demo(out_dir, images=None, *, field=DEMO_FIELD, n_ccds=2, ccd_shape=(102
                       files=files, timings=timings)
 
 
+def _check_images(images):
+    """Check the user's ``{"g": path, "i": path}`` before any work; return Paths."""
+    from .exceptions import BandError
+
+    images = {band: Path(p) for band, p in dict(images).items()}
+    missing = {"g", "i"} - set(images)
+    if missing:
+        raise BandError(f"images must give the g and i bands; missing {sorted(missing)}")
+    for band, p in images.items():
+        if p.is_dir():
+            raise IsADirectoryError(
+                f"{band} image {str(p)!r} is a directory; give a FITS file per band"
+            )
+        if not p.is_file():
+            raise FileNotFoundError(f"{band} image {str(p)!r} does not exist")
+    return images
+
+
 def _keep_schema(cands):
     """Drop the bookkeeping columns of `deduplicate` that are not in table 7."""
     from .catalog import CANDIDATE_NAME_COLUMNS
@@ -358,36 +370,24 @@ def _empty_png(path, overwrite):
 
 
 def main(argv=None):
-    """Command-line entry point: ``python -m m31clusters.demo``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m m31clusters.demo",
-        description="Find star-cluster candidates in a (simulated or real) PAndAS field and "
-                    "write a CDS catalogue, a DS9 region file and a PNG montage.",
-    )
-    parser.add_argument("--out", default="m31clusters-demo", help="output directory")
-    parser.add_argument("--images", nargs=2, metavar=("G", "I"),
-                        help="your own g and i images (FITS, single or multi-extension)")
-    parser.add_argument("--field", type=int, default=DEMO_FIELD,
-                        help="PAndAS field to simulate (default %(default)s)")
-    parser.add_argument("--n-ccds", type=int, default=2, help="CCDs to simulate")
-    parser.add_argument("--ccd-shape", type=int, nargs=2, default=(1024, 1024),
-                        metavar=("NY", "NX"), help="shape of each simulated CCD")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--model", help="classifier file (default: the shipped demo model)")
-    parser.add_argument("--threshold", type=float, help="score threshold")
-    parser.add_argument("--mag-limit", type=float, default=21.0)
-    parser.add_argument("--overwrite", action="store_true")
-    parser.add_argument("--quiet", action="store_true", help="no progress output")
-    args = parser.parse_args(argv)
-    images = None if args.images is None else {"g": args.images[0], "i": args.images[1]}
-    result = run_demo(args.out, images, field=args.field, n_ccds=args.n_ccds,
-                      ccd_shape=tuple(args.ccd_shape), seed=args.seed, model=args.model,
-                      threshold=args.threshold, mag_limit=args.mag_limit,
-                      overwrite=args.overwrite, progress=not args.quiet)
-    print(f"{len(result.sources)} sources, {len(result.candidates)} candidates")
-    for name, path in result.files.items():
-        print(f"{name:8s} {path}")
-    return 0
+    """
+    Command-line entry point of ``python -m m31clusters.demo``.
+
+    The same as ``m31clusters demo`` (see `m31clusters.cli`).
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Arguments; default ``sys.argv[1:]``.
+
+    Returns
+    -------
+    status : int
+        The exit status.
+    """
+    from .cli import main as cli_main
+
+    return cli_main(["demo", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":  # pragma: no cover
