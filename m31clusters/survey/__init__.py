@@ -1,0 +1,25 @@
+"""
+Survey-scale runs: map a per-field function over many PAndAS fields on Dask.
+
+`run_survey` applies a user's per-field function (for example "open the g
+and i stacks -> cut stamps -> classify -> `~m31clusters.catalog.Catalog`")
+to many fields on a Dask scheduler (threads or worker processes on this
+machine, or any ``distributed.Client``: a multi-node cluster, dask-jobqueue,
+...).  Each finished field is written at once, atomically, to its own table
+file in the output directory together with a small JSON manifest, so an
+interrupted run resumes where it stopped and never loses finished fields.
+A failing field is retried, then recorded with its traceback while the other
+fields go on.  At the end the field tables are merged into one catalogue
+and duplicate detections in field overlaps are removed with
+`m31clusters.crossmatch.deduplicate`.
+
+`iter_chunks` helps keep the memory of each worker bounded by processing a
+field's sources in chunks.
+
+Dask (``dask[distributed]``, the optional extra ``m31clusters[dask]``) is
+imported only when a run uses it.
+"""
+
+from ._run import LOCK_NAME, MANIFEST_NAME, SurveyRun, iter_chunks, run_survey
+
+__all__ = ["run_survey", "SurveyRun", "iter_chunks", "MANIFEST_NAME", "LOCK_NAME"]
