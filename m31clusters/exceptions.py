@@ -23,6 +23,7 @@ __all__ = [
     "IncompatibleModelError",
     "NoDetectionsWarning",
     "FieldFailedWarning",
+    "CorruptFieldWarning",
     "SurveyLockedError",
 ]
 
@@ -81,6 +82,10 @@ class NoDetectionsWarning(M31ClustersWarning):
 
 class FieldFailedWarning(M31ClustersWarning):
     """Some fields of a survey run failed (after retries); the others finished."""
+
+
+class CorruptFieldWarning(M31ClustersWarning):
+    """A stored field table of a survey run could not be read; the field is recomputed."""
 
 
 class SurveyLockedError(M31ClustersError, RuntimeError):
