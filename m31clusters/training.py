@@ -1,0 +1,607 @@
+"""
+Training sets from images and a catalogue of known clusters.
+
+`build_training_set` is the recipe of Zhang et al. (2025) as one function:
+the sources the search classifies (a CASU ``m###p.ascd`` catalogue, or
+`~m31clusters.photometry.detect_sources` + `~m31clusters.photometry.measure`
+output) are labelled against a catalogue of known clusters (the PHAT
+Andromeda Project catalogue on real PAndAS stacks, the truth table on
+simulated fields):
+
+* a source within ``match_radius`` of a known cluster (the nearest source
+  of that cluster) is a **cluster**;
+* a source inside the known clusters' footprint and farther than
+  ``exclusion_radius`` from every known cluster is a **non-cluster**;
+* everything else is **ambiguous** (other pieces of a matched cluster,
+  sources between the two radii) and dropped;
+* only sources brighter than ``mag_limit`` (g < 21, the paper's choice)
+  whose stamp is mostly on the image are kept;
+* the sky is cut into square tiles, whole tiles are given to the training,
+  validation and test splits (seeded), and a source whose stamp would reach
+  into a tile of another split is dropped, so that no two splits share a
+  pixel.
+
+The negatives are therefore exactly what the search meets: disc stars,
+blends, background galaxies, deblended fragments, saturated stars and
+stamps at chip edges, in their real proportions.  `hard_example_weights`
+and `resample` make the hard ones (those a current model scores high) count
+more in training.
+"""
+
+import dataclasses
+import math
+import warnings
+
+import numpy as np
+from astropy import units as u
+from astropy.coordinates import SkyCoord
+from astropy.table import Table
+
+from .exceptions import M31ClustersError
+from .utils._sphere import unit_vectors
+from .utils._tables import table_skycoord
+from .utils._validation import as_quantity
+
+__all__ = [
+    "TrainingSet",
+    "TrainingSetError",
+    "SPLIT_NAMES",
+    "build_training_set",
+    "hard_example_weights",
+    "resample",
+]
+
+#: Names of the three splits, in the order of the *splits* fractions.
+SPLIT_NAMES = ("train", "val", "test")
+
+
+class TrainingSetError(M31ClustersError, ValueError):
+    """A training set cannot be built from the given images, sources and labels."""
+
+
+@dataclasses.dataclass
+class TrainingSet:
+    """
+    Labelled stamps made by `build_training_set`.
+
+    Attributes
+    ----------
+    cutouts : `~m31clusters.cutout.Cutout`
+        One raw stamp per row of *table*.
+    table : `~astropy.table.Table`
+        One row per stamp: ``source`` (row in the input source list),
+        ``coord``, ``mag``, ``label`` (1 cluster, 0 not), ``split``
+        (``"train"``, ``"val"`` or ``"test"``), ``why`` (``"matched"``: within
+        the match radius of a known cluster; ``"clear"``: farther than the
+        exclusion radius from all of them), ``positive`` (row of the matched
+        known cluster, -1 for non-clusters), ``sep`` (arcsec to the nearest
+        known cluster) and ``tile``.  ``table.meta`` holds the counts of every
+        step (``n_sources``, ``n_outside_footprint``, ``n_faint``,
+        ``n_ambiguous``, ``n_off_image``, ``n_split_border``,
+        ``n_positives``, ``n_positives_on_images``, ``n_positives_matched``)
+        and the parameters used.
+    """
+
+    cutouts: object
+    table: Table
+
+    def __len__(self):
+        return len(self.table)
+
+    def subset(self, split):
+        """
+        Stamps and labels of one split.
+
+        Parameters
+        ----------
+        split : str
+            ``"train"``, ``"val"`` or ``"test"``.
+
+        Returns
+        -------
+        cutouts : `~m31clusters.cutout.Cutout`
+        labels : `~numpy.ndarray` of int
+        """
+        if split not in SPLIT_NAMES:
+            raise ValueError(f"split must be one of {SPLIT_NAMES}, got {split!r}")
+        idx = np.flatnonzero(self.table["split"] == split)
+        return self.cutouts[idx], np.asarray(self.table["label"][idx], dtype=int)
+
+    def counts(self):
+        """
+        Number of clusters and non-clusters per split.
+
+        Returns
+        -------
+        `~astropy.table.Table`
+            Columns ``split``, ``n_cluster``, ``n_other``.
+        """
+        rows = []
+        for s in SPLIT_NAMES:
+            sel = self.table["split"] == s
+            lab = np.asarray(self.table["label"][sel])
+            rows.append((s, int(np.sum(lab == 1)), int(np.sum(lab == 0))))
+        return Table(rows=rows, names=("split", "n_cluster", "n_other"))
+
+
+# ----------------------------------------------------------------------------
+# helpers
+# ----------------------------------------------------------------------------
+
+
+def _tangent(coords, centre):
+    """Gnomonic projection (radians) of *coords* about *centre*."""
+    v = unit_vectors(coords.icrs.ra.rad, coords.icrs.dec.rad)
+    c = unit_vectors(np.atleast_1d(centre.icrs.ra.rad), np.atleast_1d(centre.icrs.dec.rad))[0]
+    east = np.cross([0.0, 0.0, 1.0], c)
+    norm = np.linalg.norm(east)
+    east = np.array([0.0, 1.0, 0.0]) if norm < 1e-12 else east / norm
+    north = np.cross(c, east)
+    w = v @ c
+    with np.errstate(divide="ignore", invalid="ignore"):
+        xi = (v @ east) / w
+        eta = (v @ north) / w
+    return np.column_stack([xi, eta]), w
+
+
+def _mean_centre(coords):
+    v = unit_vectors(coords.icrs.ra.rad, coords.icrs.dec.rad).sum(axis=0)
+    v /= np.linalg.norm(v)
+    return SkyCoord(np.arctan2(v[1], v[0]) * u.rad, np.arcsin(v[2]) * u.rad, frame="icrs")
+
+
+def _nearest(a, b, max_sep):
+    """For each of *a*: index of the nearest of *b* and separation (arcsec), within max_sep."""
+    from scipy.spatial import cKDTree
+
+    n = len(a)
+    idx = np.full(n, -1, dtype=np.int64)
+    sep = np.full(n, np.inf)
+    if n == 0 or len(b) == 0:
+        return idx, sep
+    va = unit_vectors(a.icrs.ra.rad, a.icrs.dec.rad)
+    vb = unit_vectors(b.icrs.ra.rad, b.icrs.dec.rad)
+    chord = 2 * math.sin(min(math.pi, max_sep.to_value(u.rad)) / 2)
+    d, j = cKDTree(vb).query(va, k=1, distance_upper_bound=chord * (1 + 1e-12))
+    ok = np.isfinite(d)
+    idx[ok] = j[ok]
+    sep[ok] = np.degrees(2 * np.arcsin(np.clip(d[ok] / 2, 0, 1))) * 3600
+    return idx, sep
+
+
+def _layers(images, band):
+    from .cutout import _open_band
+
+    opened = []
+    layers = _open_band(images[band], band, opened)
+    return layers, opened
+
+
+def _on_images(coords, layers):
+    from .cutout import _locate
+
+    best, _, _ = _locate(coords, layers)
+    return best >= 0
+
+
+def _pixel_scale(layers):
+    from astropy.wcs.utils import proj_plane_pixel_scales
+
+    w = layers[0].wcs
+    scales = proj_plane_pixel_scales(w) * np.array(
+        [u.Unit(w.wcs.cunit[k]).to(u.arcsec) for k in range(2)])
+    return float(np.max(scales)) * u.arcsec
+
+
+def _footprint_mask(footprint, coords, positives):
+    """Boolean array: which *coords* are inside the labelled footprint."""
+    if isinstance(footprint, str):
+        if footprint != "images":
+            raise ValueError(
+                f"footprint must be None, 'images', a regions SkyRegion or a callable; "
+                f"got {footprint!r}")
+        return np.ones(len(coords), dtype=bool)
+    if footprint is None:
+        if len(positives) < 3:
+            raise TrainingSetError(
+                f"the footprint of the positives is their convex hull, which needs at least 3 "
+                f"positives on the images (got {len(positives)}); pass footprint= "
+                f"(a regions SkyRegion, a callable or 'images')")
+        from scipy.spatial import Delaunay, QhullError
+
+        centre = _mean_centre(positives)
+        pp, _ = _tangent(positives, centre)
+        pc, w = _tangent(coords, centre)
+        try:
+            tri = Delaunay(pp)
+        except QhullError as exc:
+            raise TrainingSetError(
+                "the positives on the images are collinear: their convex hull has no area; "
+                "pass footprint=") from exc
+        inside = np.zeros(len(coords), dtype=bool)
+        ok = w > 0
+        inside[ok] = tri.find_simplex(pc[ok]) >= 0
+        return inside
+    try:
+        from regions import SkyRegion
+    except ImportError:  # pragma: no cover - regions is a dependency
+        SkyRegion = ()
+    if SkyRegion and isinstance(footprint, SkyRegion):
+        from astropy.wcs import WCS
+
+        centre = _mean_centre(coords)
+        w = WCS(naxis=2)
+        w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+        w.wcs.crval = [centre.ra.deg, centre.dec.deg]
+        w.wcs.crpix = [0.0, 0.0]
+        w.wcs.cdelt = [-1 / 3600, 1 / 3600]
+        return np.asarray(footprint.contains(coords, w), dtype=bool).reshape(len(coords))
+    if callable(footprint):
+        mask = np.asarray(footprint(coords), dtype=bool)
+        if mask.shape != (len(coords),):
+            raise ValueError(
+                f"footprint(positions) must return {len(coords)} booleans, got shape "
+                f"{mask.shape}")
+        return mask
+    raise TypeError(
+        f"footprint must be None, 'images', a regions SkyRegion or a callable; got "
+        f"{type(footprint).__name__}")
+
+
+def _check_splits(splits):
+    try:
+        fr = np.asarray([float(s) for s in splits])
+    except (TypeError, ValueError):
+        raise ValueError(f"splits must be three fractions (train, val, test), got {splits!r}") \
+            from None
+    if fr.shape != (3,) or np.any(fr < 0) or not np.isclose(fr.sum(), 1.0):
+        raise ValueError(
+            f"splits must be three non-negative fractions (train, val, test) summing to 1, "
+            f"got {splits!r}")
+    return fr
+
+
+def _assign_tiles(tile_ids, labels, fractions, rng):
+    """Give whole tiles to splits so that each split gets its fraction of both classes."""
+    uniq, inv = np.unique(tile_ids, return_inverse=True)
+    n_t = np.zeros((uniq.size, 2))
+    np.add.at(n_t, (inv, labels), 1)
+    total = np.maximum(n_t.sum(axis=0), 1)
+    have = np.zeros((3, 2))
+    split_of_tile = np.zeros(uniq.size, dtype=int)
+    # tiles with positives first (random order within), so that every split gets some
+    order = rng.permutation(uniq.size)
+    order = order[np.argsort(n_t[order, 1] == 0, kind="stable")]
+    done = np.zeros(2)
+    for t in order:
+        after = done + n_t[t]
+        deficit = (fractions[:, None] * after[None, :] - have) / total[None, :]
+        score = deficit.sum(axis=1) + 1e-9 * fractions  # ties: the larger split
+        score[fractions == 0] = -np.inf
+        s = int(np.argmax(score))
+        split_of_tile[t] = s
+        have[s] += n_t[t]
+        done = after
+    return split_of_tile[inv]
+
+
+# ----------------------------------------------------------------------------
+# the recipe
+# ----------------------------------------------------------------------------
+
+
+def build_training_set(images, sources, positives, *, match_radius=1 * u.arcsec,
+                       exclusion_radius=5 * u.arcsec, mag_limit=21.0, mag_column=None,
+                       size=32, bands=("g", "i"), splits=(0.7, 0.15, 0.15),
+                       tile_size=1 * u.arcmin, min_valid=0.5, footprint=None, seed=None,
+                       progress=False):
+    """
+    Labelled stamps from images, their source list and known clusters.
+
+    The recipe of Zhang et al. (2025) (see the module docstring): clusters
+    are the sources matched to a known cluster, non-clusters the sources of
+    the labelled footprint clear of every known cluster, the rest is dropped
+    and counted; g < 21; spatially disjoint, seeded train/validation/test
+    splits.  The same call works on real PAndAS stacks with their
+    ``m###p.ascd`` catalogues and the PHAT clusters
+    (`m31clusters.datasets.load_phat_clusters`) and on simulated fields with
+    the clusters of their truth table.
+
+    Parameters
+    ----------
+    images : dict
+        ``{band: image}`` for the g and i bands: FITS paths, HDULists (a
+        PAndAS stack with one CCD per extension), HDUs or NDData, as accepted
+        by `m31clusters.cutout.Cutout.from_images`.
+    sources : `~astropy.table.Table`
+        The sources the search classifies, with positions (a ``coord``
+        SkyCoord column or RA/Dec in degrees) and a g magnitude: a
+        `~m31clusters.catalog.read_pandas_ascd` catalogue (column ``g``) or
+        `~m31clusters.photometry.measure` output (``gmag``).
+    positives : `~astropy.table.Table` or `~astropy.coordinates.SkyCoord`
+        The known clusters (e.g. `m31clusters.datasets.load_phat_clusters`,
+        or ``truth[truth["kind"] == "cluster"]`` of a simulated field).
+    match_radius : `~astropy.units.Quantity`
+        A source this close to a known cluster (the nearest one, if several)
+        is a cluster.
+    exclusion_radius : `~astropy.units.Quantity`
+        A source farther than this from every known cluster is a
+        non-cluster; sources in between are dropped (``n_ambiguous``).
+    mag_limit : float or None
+        Keep sources with ``mag < mag_limit`` (None: no limit).
+    mag_column : str, optional
+        Magnitude column of *sources* (default ``"g"``, else ``"gmag"``).
+    size : int or (int, int)
+        Stamp size in pixels (the classifier's input).
+    bands : sequence of str
+        Bands of the stamps, in order.
+    splits : (float, float, float)
+        Fractions of the sources given to training, validation and test.
+    tile_size : `~astropy.units.Quantity`
+        Side of the sky tiles that are given whole to one split; must be
+        larger than the stamp's diagonal.
+    min_valid : float
+        Drop sources whose stamp has a smaller fraction of valid pixels in
+        some band (the search does the same: off the image, chip gaps).
+    footprint : None, ``"images"``, `regions.SkyRegion` or callable, optional
+        Where the known-cluster list is complete, so that an unmatched source
+        is a non-cluster: by default the convex hull of the known clusters on
+        the images; ``"images"`` for the whole image area (a simulated field's
+        truth); a sky region (e.g. `m31clusters.datasets.phat_footprint`); or
+        a function of positions returning booleans (e.g.
+        `m31clusters.datasets.in_phat_footprint`).
+    seed : int or None
+        Seed of the assignment of tiles to splits.
+    progress : bool
+        Show progress while cutting stamps.
+
+    Returns
+    -------
+    `TrainingSet`
+        The stamps and their table (label, split, why, ...); counts of every
+        step in ``table.meta``.
+
+    Raises
+    ------
+    TrainingSetError
+        If no known cluster falls on the images, no source is inside the
+        footprint, or the result holds a single class.
+    TypeError, astropy.units.UnitTypeError
+        If a radius has no units or the wrong ones.
+    KeyError
+        If *sources* has no positions or magnitude column.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from m31clusters.simulate import M31_SCENE, simulate_field
+    >>> from m31clusters.training import build_training_set
+    >>> crowded = M31_SCENE.replace(young_cluster_density=60.0)  # many clusters
+    >>> sim = simulate_field(field=248, n_ccds=1, ccd_shape=(400, 400), seed=3,
+    ...                      out_dir=tempfile.mkdtemp(), progress=False, scene=crowded)
+    >>> truth = sim.truth
+    >>> clusters = truth[(truth["kind"] == "cluster") & truth["on_ccd"]]
+    >>> ts = build_training_set(sim.images, sim.catalog, clusters, footprint="images",
+    ...                         mag_limit=23, tile_size=0.5 * u.arcmin, seed=1)
+    >>> sorted(set(ts.table["why"].tolist()))
+    ['clear', 'matched']
+    >>> ts.counts()["n_cluster"].sum() > 0
+    np.True_
+    """
+    match_radius = as_quantity(match_radius, u.arcsec, "match_radius")
+    exclusion_radius = as_quantity(exclusion_radius, u.arcsec, "exclusion_radius")
+    tile_size = as_quantity(tile_size, u.arcsec, "tile_size")
+    if exclusion_radius < match_radius:
+        raise ValueError(
+            f"exclusion_radius ({exclusion_radius}) must be at least match_radius "
+            f"({match_radius})")
+    fractions = _check_splits(splits)
+    bands = tuple(bands)
+    missing = [b for b in bands if b not in images]
+    if missing:
+        from .exceptions import BandError
+
+        raise BandError(f"images has no {missing} band(s); it has {sorted(images)}")
+    if not hasattr(sources, "colnames"):
+        raise TypeError(f"sources must be an astropy Table, got {type(sources).__name__}")
+    coords = table_skycoord(sources).icrs
+    coords = coords.reshape((len(sources),)) if coords.isscalar else coords
+    if mag_column is None:
+        mag_column = next((c for c in ("g", "gmag") if c in sources.colnames), None)
+        if mag_column is None:
+            raise KeyError(
+                f"sources has no g magnitude column 'g' or 'gmag' (columns: {sources.colnames});"
+                f" pass mag_column=")
+    elif mag_column not in sources.colnames:
+        raise KeyError(f"mag_column {mag_column!r} is not a column of sources "
+                       f"(columns: {sources.colnames})")
+    mag = np.ma.filled(np.ma.asarray(sources[mag_column], dtype=float), np.nan)
+    if isinstance(positives, SkyCoord):
+        pos = positives.icrs.reshape((-1,))
+    else:
+        pos = table_skycoord(positives).icrs
+        pos = pos.reshape((-1,))
+    meta = {"n_sources": len(sources), "n_positives": len(pos)}
+
+    layers, opened = _layers(images, bands[0])
+    try:
+        on_pos = _on_images(pos, layers) if len(pos) else np.zeros(0, bool)
+        scale = _pixel_scale(layers)
+    finally:
+        for h in opened:
+            h.close()
+    meta["n_positives_on_images"] = int(on_pos.sum())
+    if not on_pos.any():
+        raise TrainingSetError(
+            f"none of the {len(pos)} positives falls on the {bands[0]} images: the label "
+            f"catalogue and the images do not overlap")
+    pos_on = pos[on_pos]
+
+    inside = _footprint_mask(footprint, coords, pos_on)
+    meta["n_outside_footprint"] = int((~inside).sum())
+    if not inside.any():
+        raise TrainingSetError(
+            f"none of the {len(sources)} sources is inside the footprint of the positives")
+
+    # labels: nearest positive of every source; each positive's nearest source
+    j, sep = _nearest(coords, pos, exclusion_radius)
+    label = np.full(len(sources), -1, dtype=int)  # -1: ambiguous
+    label[inside & (sep > exclusion_radius.to_value(u.arcsec))] = 0
+    close = np.flatnonzero(sep <= match_radius.to_value(u.arcsec))
+    # the nearest source of each positive is the cluster; other close ones are ambiguous
+    if close.size:
+        order = close[np.lexsort((sep[close], j[close]))]
+        first = np.ones(order.size, dtype=bool)
+        first[1:] = j[order][1:] != j[order][:-1]
+        label[order[first]] = 1
+    why = np.where(label == 1, "matched", np.where(label == 0, "clear", "ambiguous"))
+    # sources outside the footprint that match a positive are still clusters
+    keep = label >= 0
+    meta["n_ambiguous"] = int(np.sum(inside & (label < 0)))
+    faint = ~(mag < mag_limit) if mag_limit is not None else np.zeros(len(mag), bool)
+    meta["n_faint"] = int(np.sum(keep & faint))
+    keep &= ~faint
+
+    # spatial split by tiles; drop stamps that reach a tile of another split
+    shape = (size, size) if np.ndim(size) == 0 else tuple(int(s) for s in size)
+    half = 0.5 * max(shape) * math.sqrt(2) * scale + scale
+    if tile_size <= 2 * half:
+        raise ValueError(
+            f"tile_size ({tile_size:.1f}) must be larger than the stamp's diagonal "
+            f"({2 * half:.1f}) so that splits do not share pixels")
+    idx = np.flatnonzero(keep)
+    if idx.size == 0 or np.unique(label[idx]).size < 2:
+        _raise_one_class(label[idx], meta)
+    centre = _mean_centre(coords[idx])
+    xy, _ = _tangent(coords[idx], centre)
+    t = tile_size.to_value(u.rad)
+    h = half.to_value(u.rad)
+    tij = np.floor(xy / t).astype(np.int64)
+    tile_id = tij[:, 0] * 1_000_003 + tij[:, 1]
+    rng = np.random.default_rng(seed)
+    split = _assign_tiles(tile_id, label[idx], fractions, rng)
+    tile_split = dict(zip(tile_id.tolist(), split.tolist(), strict=True))
+    border = np.zeros(idx.size, dtype=bool)
+    for dx in (-h, h):
+        for dy in (-h, h):
+            cij = np.floor((xy + [dx, dy]) / t).astype(np.int64)
+            cid = cij[:, 0] * 1_000_003 + cij[:, 1]
+            other = np.array([tile_split.get(c, s) for c, s in zip(cid.tolist(), split.tolist(),
+                                                                    strict=True)])
+            border |= other != split
+    meta["n_split_border"] = int(border.sum())
+    idx, split, tile_id = idx[~border], split[~border], tile_id[~border]
+
+    from .cutout import Cutout
+    from .exceptions import OffImageWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", OffImageWarning)
+        cut = Cutout.from_images(images, coords[idx], size=shape, bands=bands,
+                                 progress=progress)
+    valid = cut.valid_fraction.min(axis=1) >= min_valid
+    meta["n_off_image"] = int((~valid).sum())
+    cut = cut[np.flatnonzero(valid)]
+    idx, split, tile_id = idx[valid], split[valid], tile_id[valid]
+    if np.unique(label[idx]).size < 2:
+        _raise_one_class(label[idx], meta)
+
+    table = Table()
+    table["source"] = idx
+    table["coord"] = coords[idx]
+    table["mag"] = mag[idx] * u.mag
+    table["label"] = label[idx]
+    table["split"] = np.asarray(SPLIT_NAMES)[split]
+    table["why"] = why[idx].astype("U9")
+    table["positive"] = np.where(label[idx] == 1, j[idx], -1)
+    table["sep"] = sep[idx] * u.arcsec
+    table["tile"] = tile_id
+    meta["n_positives_matched"] = int(np.sum(label[idx] == 1))
+    meta.update({
+        "match_radius_arcsec": float(match_radius.value),
+        "exclusion_radius_arcsec": float(exclusion_radius.value),
+        "tile_size_arcsec": float(tile_size.value), "mag_limit": mag_limit,
+        "mag_column": mag_column, "size": list(shape), "bands": list(bands),
+        "splits": fractions.tolist(), "seed": seed,
+    })
+    table.meta.update(meta)
+    return TrainingSet(cutouts=cut, table=table)
+
+
+def _raise_one_class(labels, meta):
+    n1, n0 = int(np.sum(labels == 1)), int(np.sum(labels == 0))
+    raise TrainingSetError(
+        f"the training set would hold a single class ({n1} clusters, {n0} non-clusters "
+        f"after the footprint, magnitude and ambiguity cuts: {meta}); widen the footprint, "
+        f"the magnitude limit or the images")
+
+
+def hard_example_weights(labels, proba, *, threshold=0.5, factor=5.0):
+    """
+    Sampling weights that make the examples a model gets wrong count more.
+
+    Parameters
+    ----------
+    labels : array-like of int
+        1 cluster, 0 not.
+    proba : array-like of float
+        Cluster probabilities of a current model for the same stamps.
+    threshold : float
+        Probability above which a non-cluster (below which a cluster) is a
+        hard example.
+    factor : float
+        Weight of a hard example (easy ones have weight 1).
+
+    Returns
+    -------
+    weights : `~numpy.ndarray`
+
+    Examples
+    --------
+    >>> from m31clusters.training import hard_example_weights
+    >>> hard_example_weights([0, 0, 1, 1], [0.1, 0.9, 0.8, 0.2], factor=4)
+    array([1., 4., 1., 4.])
+    """
+    y = np.asarray(labels, dtype=int)
+    p = np.asarray(proba, dtype=float)
+    if y.shape != p.shape:
+        raise ValueError(f"labels {y.shape} and proba {p.shape} differ in shape")
+    hard = np.where(y == 1, p < threshold, p >= threshold)
+    return np.where(hard, float(factor), 1.0)
+
+
+def resample(n, weights, *, seed=None):
+    """
+    Indices of a training set resampled with *weights* (with replacement).
+
+    Every index appears at least once (nothing is thrown away); the rest of
+    the *n* draws follow *weights*.
+
+    Parameters
+    ----------
+    n : int
+        Number of indices to return (at least ``len(weights)``).
+    weights : array-like of float
+        Non-negative weight of each example.
+    seed : int or None
+        Seed of the draw.
+
+    Returns
+    -------
+    indices : `~numpy.ndarray` of int, sorted
+
+    Examples
+    --------
+    >>> from m31clusters.training import resample
+    >>> idx = resample(6, [1, 1, 0, 4], seed=0)
+    >>> len(idx), sorted(set(idx.tolist())) == [0, 1, 2, 3]
+    (6, True)
+    """
+    w = np.asarray(weights, dtype=float)
+    if w.ndim != 1 or np.any(~np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
+        raise ValueError("weights must be finite, non-negative and not all zero")
+    if n < w.size:
+        raise ValueError(f"n ({n}) must be at least the number of examples ({w.size})")
+    rng = np.random.default_rng(seed)
+    extra = rng.choice(w.size, size=n - w.size, replace=True, p=w / w.sum())
+    return np.sort(np.concatenate([np.arange(w.size), extra]))
