@@ -12,6 +12,7 @@ stacks with one CCD per extension.  The pixel convention is exactly that of
 """
 
 import json
+import os
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -21,7 +22,7 @@ from astropy import units as u
 from astropy.coordinates import SkyCoord
 from astropy.io import fits
 from astropy.nddata import NDData
-from astropy.utils.exceptions import AstropyWarning
+from astropy.utils.exceptions import AstropyUserWarning
 from astropy.wcs import WCS, FITSFixedWarning
 
 from .exceptions import (
@@ -31,6 +32,7 @@ from .exceptions import (
     NoWCSError,
     OffImageError,
     OffImageWarning,
+    StampMemoryError,
 )
 from .utils._io import atomic_path
 from .utils._sphere import unit_vectors
@@ -44,6 +46,7 @@ from .utils._stamps import (
     stamp_origins,
     zscale_limits,
 )
+from .utils._wcs import celestial_wcs, check_pixel_scale
 
 __all__ = ["Cutout", "NORMALIZATIONS"]
 
@@ -199,6 +202,29 @@ class _StampWCSList(Sequence):
         return f"<{len(self)} stamp WCS in band {self._cutout.bands[self._c]!r}>"
 
 
+def _check_bands(bands, what="bands"):
+    """Band names as a tuple of str; `BandError` if empty or a name repeats."""
+    if isinstance(bands, str):
+        bands = (bands,)
+    try:
+        bands = tuple(str(b) for b in bands)
+    except TypeError:
+        raise BandError(f"{what} must be a band name or a sequence of them, got {bands!r}") from None
+    if not bands:
+        raise BandError(f"{what} must name at least one band")
+    repeated = sorted({b for b in bands if bands.count(b) > 1})
+    if repeated:
+        raise BandError(f"band names must be unique, {what}={bands} repeats {repeated}")
+    return bands
+
+
+def _read_bands(bands, path):
+    try:
+        return _check_bands(bands)
+    except BandError as exc:
+        raise CorruptFileError(f"{str(path)!r}: {exc}") from None
+
+
 # ---------------------------------------------------------------------------
 # Cutout
 # ---------------------------------------------------------------------------
@@ -217,8 +243,8 @@ class Cutout:
         Band names, one per last axis of *data*.
     mask : array-like of bool, shape (N, H, W, C), optional
         True where a pixel has no valid value (off the image, NaN, chip
-        gap).  None means no pixel is masked.  NaN pixels in raw *data* are
-        always treated as masked as well.
+        gap).  None means no pixel is masked.  Non-finite pixels (NaN,
+        +/-inf) in raw *data* are always treated as masked as well.
     positions : `~astropy.coordinates.SkyCoord`, shape (N,), optional
         Sky position of each stamp's source.
     offsets : array-like, shape (N, 2), optional
@@ -241,6 +267,9 @@ class Cutout:
     BandError
         If the number of bands is not the size of the last axis of *data*
         or band names repeat.
+    NoWCSError
+        If a *wcs* is degenerate (zero or non-finite pixel scale, singular
+        matrix).
 
     Examples
     --------
@@ -267,11 +296,7 @@ class Cutout:
         normalization=None,
         meta=None,
     ):
-        if isinstance(bands, str):
-            bands = (bands,)
-        bands = tuple(str(b) for b in bands)
-        if len(set(bands)) != len(bands):
-            raise BandError(f"band names must be unique, got {bands}")
+        bands = _check_bands(bands)
         data = np.asarray(data)
         if data.ndim == 3 and len(bands) == 1:
             data = data[..., None]
@@ -298,8 +323,8 @@ class Cutout:
                 )
             mask = mask.astype(bool, copy=False)
         if normalization is None:
-            # raw data: NaN is never a valid pixel value
-            mask = mask | np.isnan(self._data)
+            # raw data: NaN and +/-inf are never valid pixel values
+            mask = mask | ~np.isfinite(self._data)
         self._mask = np.ascontiguousarray(mask)
         if positions is not None:
             if not isinstance(positions, SkyCoord):
@@ -334,14 +359,15 @@ class Cutout:
                 raise ValueError("internal stamp WCS record does not match the data")
             return wcs
         if isinstance(wcs, WCS):
-            return _StampWCS([wcs.celestial], np.zeros((n, c)), np.zeros((n, c, 2)))
+            return _StampWCS([celestial_wcs(wcs, "wcs")], np.zeros((n, c)), np.zeros((n, c, 2)))
         wcs = list(wcs)
         if len(wcs) != n or not all(isinstance(w, WCS) for w in wcs):
             raise ValueError(
                 f"wcs must be None, one astropy WCS, or a sequence of {n} WCS (one per stamp)"
             )
         index = np.repeat(np.arange(n)[:, None], c, axis=1)
-        return _StampWCS([w.celestial for w in wcs], index, np.zeros((n, c, 2)))
+        return _StampWCS([celestial_wcs(w, f"wcs[{i}]") for i, w in enumerate(wcs)], index,
+                         np.zeros((n, c, 2)))
 
     # -- basic properties ---------------------------------------------------
 
@@ -536,7 +562,7 @@ class Cutout:
         Raises
         ------
         BandError
-            If a band is not present.
+            If a band is not present or repeats.
 
         Examples
         --------
@@ -545,8 +571,7 @@ class Cutout:
         >>> Cutout(np.zeros((2, 8, 8, 2)), bands=("g", "i")).select_bands("i").bands
         ('i',)
         """
-        if isinstance(bands, str):
-            bands = (bands,)
+        bands = _check_bands(bands)
         idx = [self._band_index(b) for b in bands]
         new = self._new(
             self._data[..., idx],
@@ -867,15 +892,24 @@ class Cutout:
         Raises
         ------
         BandError
-            If a requested band has no image.
+            If a requested band has no image, or *bands* repeats a band.
         NoWCSError
-            If an image has no celestial WCS.
+            If an image has no celestial WCS, or a degenerate one (pixel
+            scale zero or not finite, singular CD / PC matrix); the message
+            names the band and the file.
+        CorruptFileError
+            If an image file is truncated or not FITS (naming band, file
+            and, for unreadable pixels, the extension).
         ImageShapeError
             If an image is not 2-D or its mask does not match it.
         OffImageError
             If every position is outside every image.
+        StampMemoryError
+            If the stamps (float32 data and mask) would need more memory
+            than the machine has; the message gives the size.
         ValueError
-            If *size* is not positive.
+            If *size* is not positive, or a position is not finite (the
+            message names the row).
 
         Warns
         -----
@@ -991,7 +1025,8 @@ class Cutout:
         n_total = 0
         n_none = 0
         for part, off, none in _iter_cutouts(
-            images, positions, size, bands, pixel_band, extension, chunk_size, progress
+            images, positions, size, bands, pixel_band, extension, chunk_size, progress,
+            whole=False,
         ):
             n_total += len(part)
             n_none += none
@@ -1188,7 +1223,7 @@ class Cutout:
                         f"{str(path)!r} has Cutout format version {f.attrs['version']}, "
                         f"newer than this m31clusters understands ({_FORMAT_VERSION})"
                     )
-                bands = tuple(json.loads(f.attrs["bands"]))
+                bands = _read_bands(json.loads(f.attrs["bands"]), path)
                 data = f["data"][...]
                 mask = f["mask"][...]
                 sources = []
@@ -1237,7 +1272,7 @@ class Cutout:
         data = np.asarray(hdul["DATA"].data, dtype=np.float32)
         mask = np.asarray(hdul["MASK"].data).astype(bool)
         table = hdul["STAMPS"].data
-        bands = tuple(json.loads(hdr["BANDS"]))
+        bands = _read_bands(json.loads(hdr["BANDS"]), path)
         n = int(hdr["NSTAMPS"])
         if data.shape[0] != n or mask.shape != data.shape or len(table) != n:
             raise CorruptFileError(
@@ -1525,31 +1560,30 @@ class _Layer:
         """The pixel array: an ndarray (memory-mapped for plain FITS) or a section."""
         if self._array is None:
             src = self.source
-            if isinstance(src, np.ndarray):
-                self._array = src
-            elif isinstance(src, fits.CompImageHDU) or _is_scaled(src):
-                # reads (and scales/decompresses) only the pixels asked for
-                self._array = src.section
-            else:
-                self._array = src.data
+            try:
+                if isinstance(src, np.ndarray):
+                    self._array = src
+                elif isinstance(src, fits.CompImageHDU) or _is_scaled(src):
+                    # reads (and scales/decompresses) only the pixels asked for
+                    self._array = src.section
+                else:
+                    self._array = src.data
+            except (TypeError, ValueError, OSError) as exc:
+                # e.g. "buffer is too small for requested array" for a truncated file
+                raise CorruptFileError(
+                    f"{self.label}: cannot read the pixels (truncated or corrupt file?): {exc}"
+                ) from exc
+            if getattr(self._array, "shape", self.shape) != self.shape:
+                raise CorruptFileError(
+                    f"{self.label}: the pixel array has shape {self._array.shape}, the "
+                    f"header says {self.shape}"
+                )
         return self._array
 
 
 def _is_scaled(hdu):
     hdr = hdu.header
     return hdr.get("BSCALE", 1) != 1 or hdr.get("BZERO", 0) != 0 or hdr.get("BLANK") is not None
-
-
-def _celestial_wcs(header, label, fobj=None):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", AstropyWarning)
-        try:
-            w = WCS(header, fobj=fobj)
-        except Exception as exc:
-            raise NoWCSError(f"{label}: cannot parse the WCS: {exc}") from exc
-    if not w.has_celestial:
-        raise NoWCSError(f"{label} has no celestial WCS (CTYPE {list(w.wcs.ctype)})")
-    return w.celestial
 
 
 def _hdu_layers(hdu, label, fobj=None):
@@ -1561,7 +1595,7 @@ def _hdu_layers(hdu, label, fobj=None):
         return None
     if naxis != 2:
         raise ImageShapeError(f"{label} has {naxis} axes; only 2-D images are supported")
-    w = _celestial_wcs(hdr, label, fobj)
+    w = celestial_wcs(hdr, label, fobj=fobj)
     return _Layer(hdu, w, None, label)
 
 
@@ -1571,16 +1605,24 @@ def _open_band(obj, band, opened):
         path = Path(obj)
         if not path.exists():
             raise FileNotFoundError(f"image for band {band!r} not found: {str(path)!r}")
-        try:
-            # memmap=None: memory-mapped, but scaled (BZERO/BSCALE) images can
-            # still be read through .section (memmap=True refuses them)
-            hdul = fits.open(path, memmap=None)
-        except OSError as exc:
-            raise CorruptFileError(
-                f"cannot read the image of band {band!r}, {str(path)!r}: {exc}"
-            ) from exc
-        opened.append(hdul)
-        return _hdulist_layers(hdul, f"band {band!r} file {str(path)!r}")
+        label = f"band {band!r} file {str(path)!r}"
+        with warnings.catch_warnings():
+            # astropy only warns when the file is shorter than its headers say
+            warnings.filterwarnings("error", message=".*truncated", category=AstropyUserWarning)
+            try:
+                # memmap=None: memory-mapped, but scaled (BZERO/BSCALE) images can
+                # still be read through .section (memmap=True refuses them)
+                hdul = fits.open(path, memmap=None)
+            except (OSError, AstropyUserWarning) as exc:
+                raise CorruptFileError(
+                    f"cannot read the image of band {band!r}, {str(path)!r}: {exc}"
+                ) from exc
+            opened.append(hdul)
+            try:
+                hdul.readall()  # every header now, so that a truncation is seen here
+            except (OSError, AstropyUserWarning) as exc:
+                raise CorruptFileError(f"{label} is truncated or corrupt: {exc}") from exc
+            return _hdulist_layers(hdul, label)
     if isinstance(obj, fits.HDUList):
         return _hdulist_layers(obj, f"band {band!r} HDUList")
     if isinstance(obj, (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU)):
@@ -1598,8 +1640,7 @@ def _open_band(obj, band, opened):
             w = getattr(w, "low_level_wcs", w)
         if not isinstance(w, WCS):
             raise NoWCSError(f"{label} has no astropy WCS (wcs={obj.wcs!r})")
-        if not w.has_celestial:
-            raise NoWCSError(f"{label} has no celestial WCS (CTYPE {list(w.wcs.ctype)})")
+        w = celestial_wcs(w, label)
         mask = None
         if obj.mask is not None:
             mask = np.asarray(obj.mask, dtype=bool)
@@ -1607,7 +1648,7 @@ def _open_band(obj, band, opened):
                 raise ImageShapeError(
                     f"{label}: mask shape {mask.shape} differs from data shape {data.shape}"
                 )
-        return [_Layer(data, w.celestial, mask, label)]
+        return [_Layer(data, w, mask, label)]
     if isinstance(obj, np.ndarray):
         raise NoWCSError(
             f"band {band!r} is a bare array with no WCS; wrap it as NDData(data, wcs=...) "
@@ -1754,17 +1795,19 @@ def _layer_centre_icrs(layer):
     return layer._centre_icrs
 
 
-def _iter_cutouts(images, positions, size, bands, pixel_band, extension, chunk_size, progress):
-    """Yield (Cutout, number of off-image sources) per chunk."""
+def _iter_cutouts(images, positions, size, bands, pixel_band, extension, chunk_size, progress,
+                  whole=True):
+    """
+    Yield (Cutout, number of off-image sources) per chunk.
+
+    *whole*: the caller keeps every chunk (`Cutout.from_images`), so the
+    memory check is on all stamps, not on one chunk.
+    """
     has_angle = isinstance(size, u.Quantity) or (
         isinstance(size, (tuple, list)) and any(isinstance(v, u.Quantity) for v in size)
     )
     shape = None if has_angle else _parse_size(size)
-    if isinstance(bands, str):
-        bands = (bands,)
-    bands = tuple(bands)
-    if not bands:
-        raise BandError("bands must name at least one band")
+    bands = _check_bands(bands)
     if not isinstance(images, Mapping):
         raise TypeError(
             f"images must be a dict mapping band name -> image, got {type(images).__name__}"
@@ -1795,6 +1838,7 @@ def _iter_cutouts(images, positions, size, bands, pixel_band, extension, chunk_s
         step = n if chunk_size is None else int(chunk_size)
         if step < 1:
             raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+        _check_memory(n if whole else min(n, step), shape, len(bands), whole)
         starts = range(0, n, step)
         if progress and len(starts) > 1:
             from tqdm.auto import tqdm
@@ -1805,8 +1849,35 @@ def _iter_cutouts(images, positions, size, bands, pixel_band, extension, chunk_s
             chunk_pix = None if pix is None else tuple(p[sl] for p in pix)
             yield _cut_chunk(coords[sl], chunk_pix, layers, bands, shape, pixel_band)
     finally:
-        for hdul in opened:
-            hdul.close()
+        with warnings.catch_warnings():
+            # closing a truncated file repeats astropy's truncation warning
+            warnings.simplefilter("ignore", AstropyUserWarning)
+            for hdul in opened:
+                hdul.close()
+
+
+def _physical_memory():
+    """Bytes of physical memory of this machine (None if unknown)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - not POSIX
+        return None
+
+
+def _check_memory(n, shape, n_bands, whole):
+    """Refuse stamps (float32 data + bool mask) that cannot fit in memory."""
+    h, w = shape
+    need = n * h * w * n_bands * (np.dtype(np.float32).itemsize + 1)
+    have = _physical_memory()
+    if have is not None and need > have:
+        what = f"{n} stamps" if whole else f"a chunk of {n} stamps"
+        hint = ("use Cutout.iter_from_images with a smaller chunk_size, or smaller stamps"
+                if whole else "use a smaller chunk_size or smaller stamps")
+        raise StampMemoryError(
+            f"{what} of {h}x{w} pixels in {n_bands} band(s) would need "
+            f"{need / 2**30:.1f} GiB (float32 data and mask), more than this machine's "
+            f"{have / 2**30:.1f} GiB of memory; {hint}"
+        )
 
 
 def _concat_skycoords(coords):
@@ -1842,8 +1913,12 @@ def _pixel_positions(positions, pixel_band, extension, layers, images):
         xy = xy[None, :]
     if xy.ndim != 2 or xy.shape[1] != 2:
         raise ValueError(f"pixel positions must have shape (N, 2) as (x, y), got {xy.shape}")
-    if not np.all(np.isfinite(xy)):
-        raise ValueError("pixel positions contain NaN or inf")
+    bad = np.flatnonzero(~np.all(np.isfinite(xy), axis=1))
+    if bad.size:
+        raise ValueError(
+            f"pixel positions has {bad.size} non-finite position(s), first at row {bad[0]}: "
+            f"{xy[bad[0]].tolist()}"
+        )
     band_layers = layers[pixel_band]
     n = xy.shape[0]
     if extension is None:
@@ -1879,7 +1954,7 @@ def _cut_chunk(coords, pix, layers, bands, shape, pixel_band):
     n = len(coords)
     nb = len(bands)
     data = np.empty((n, h, w, nb), dtype=np.float32)
-    # extract_stamps masks pixels off the image (chip gaps), NaN or masked in NDData
+    # extract_stamps masks pixels off the image (chip gaps), not finite or masked in NDData
     mask = np.empty((n, h, w, nb), dtype=bool)
     index = np.full((n, nb), -1, dtype=np.int64)
     origin = np.zeros((n, nb, 2), dtype=np.int64)

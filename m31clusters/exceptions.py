@@ -17,6 +17,7 @@ __all__ = [
     "OffImageWarning",
     "OffImageError",
     "ImageShapeError",
+    "StampMemoryError",
     "CDSFormatError",
     "ColumnError",
     "CorruptFileError",
@@ -58,6 +59,10 @@ class OffImageError(M31ClustersError, ValueError):
 
 class ImageShapeError(M31ClustersError, ValueError):
     """An image (or its mask) has the wrong number of axes or a mismatched shape."""
+
+
+class StampMemoryError(M31ClustersError, ValueError):
+    """The stamps requested would need more memory than the machine has."""
 
 
 class CDSFormatError(M31ClustersError, ValueError):

@@ -21,6 +21,7 @@ from m31clusters.exceptions import (
     NoWCSError,
     OffImageError,
     OffImageWarning,
+    StampMemoryError,
 )
 from m31clusters.geometry import M31_CENTER
 
@@ -832,3 +833,157 @@ def test_files_written_by_version_1_still_load():
     pytest.importorskip("h5py")
     back = Cutout.read(here / "cutout_v1_asinh.h5")
     _assert_same_cutout(back, cut.normalize("asinh", softening=2.0), sky)
+
+
+# --------------------------------------------------------------------------
+# issue 13: silent failures and weak errors
+# --------------------------------------------------------------------------
+
+
+def _header_with_cd(value):
+    h = make_wcs().to_header()
+    for k in ("PC1_1", "PC1_2", "PC2_1", "PC2_2"):
+        h.remove(k, ignore_missing=True)
+    h["CDELT1"] = h["CDELT2"] = 1.0
+    for k in ("CD1_1", "CD1_2", "CD2_1", "CD2_2"):
+        h[k] = value
+    return h
+
+
+def test_degenerate_wcs_in_a_header_is_refused(tmp_path):
+    # astropy's cdfix turns an all-zero CD matrix into the identity: a position
+    # 30 degrees away then still landed on the image with a full stamp
+    data, _ = make_image(nan_at=())
+    path = tmp_path / "zero_cd.fits"
+    fits.PrimaryHDU(data, header=_header_with_cd(0.0)).writeto(path)
+    far = SkyCoord(RA0 + 30, DEC0, unit="deg")
+    with pytest.raises(NoWCSError, match=r"band 'g' file .*zero_cd\.fits.*degenerate"):
+        Cutout.from_images({"g": path}, far, size=5, bands="g")
+    with pytest.raises(NoWCSError, match=r"band 'i' HDU .*singular"):
+        Cutout.from_images({"i": fits.ImageHDU(data, header=_header_with_cd(0.0))}, far,
+                           size=5, bands="i")
+    # a singular but non-zero CD matrix, and a multi-extension file
+    h = _header_with_cd(1e-5)
+    mef = tmp_path / "mef.fits"
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(data, header=make_wcs().to_header()),
+                  fits.ImageHDU(data, header=h)]).writeto(mef)
+    with pytest.raises(NoWCSError, match=r"band 'g' file .*mef\.fits' extension 2.*singular"):
+        Cutout.from_images({"g": mef}, far, size=5, bands="g")
+    # a zero CDELT with a PC matrix
+    h = make_wcs().to_header()
+    h["CDELT1"] = 0.0
+    with pytest.raises(NoWCSError, match="band 'g' HDU"):
+        Cutout.from_images({"g": fits.ImageHDU(data, header=h)}, far, size=5, bands="g")
+
+
+@pytest.mark.parametrize("cd", [np.zeros((2, 2)), np.full((2, 2), np.nan),
+                                [[1e-5, 2e-5], [2e-5, 4e-5]], [[np.inf, 0], [0, 1e-5]]])
+def test_degenerate_wcs_object_is_refused(cd):
+    data, _ = make_image(nan_at=())
+    w = make_wcs()
+    w.wcs.cd = cd
+    with pytest.raises(NoWCSError, match="band 'g' NDData has a degenerate WCS"):
+        Cutout.from_images({"g": NDData(data, wcs=w)}, SkyCoord(RA0 + 30, DEC0, unit="deg"),
+                           size=5, bands="g")
+    with pytest.raises(NoWCSError, match=r"wcs\[1\] has a degenerate WCS"):
+        Cutout(np.zeros((2, 4, 4, 1)), bands="g", wcs=[make_wcs(), w])
+    with pytest.raises(NoWCSError, match="wcs has a degenerate WCS"):
+        Cutout(np.zeros((2, 4, 4, 1)), bands="g", wcs=w)
+
+
+def test_duplicate_bands_are_refused_on_every_path(tmp_path):
+    data, w = make_image()
+    hdu = fits.ImageHDU(data, header=w.to_header())
+    sky = pixel_to_skycoord(30.0, 30.0, w, 0)
+    with pytest.raises(BandError, match=r"repeats \['g'\]"):
+        Cutout.from_images({"g": hdu}, sky, size=5, bands=("g", "g"))
+    with pytest.raises(BandError, match=r"repeats \['g'\]"):
+        next(Cutout.iter_from_images({"g": hdu}, sky, size=5, bands=("g", "g")))
+    cut = random_cutout(n=3)
+    with pytest.raises(BandError, match=r"repeats \['i'\]"):
+        cut.select_bands(("i", "g", "i"))
+    with pytest.raises(BandError, match="unique"):
+        Cutout(np.zeros((2, 4, 4, 2)), bands=("g", "g"))
+    with pytest.raises(BandError, match="at least one band"):
+        Cutout(np.zeros((2, 4, 4, 0)), bands=())
+    # a file whose band list repeats (written by hand): read names the file
+    path = tmp_path / "c.fits"
+    cut.write(path)
+    with fits.open(path, mode="update") as f:
+        f[0].header["BANDS"] = json.dumps(["g", "g"])
+    with pytest.raises(CorruptFileError, match=r"c\.fits.*repeats \['g'\]"):
+        Cutout.read(path)
+    # concatenate only joins valid Cutouts, whose bands are unique
+    assert Cutout.concatenate([cut, cut]).bands == ("g", "i")
+
+
+def test_infinite_pixels_are_masked():
+    data, w = make_image(nan_at=())
+    data[30, 30] = np.inf
+    data[31, 31] = -np.inf
+    sky = pixel_to_skycoord(30.0, 30.0, w, 0)
+    for img in (NDData(data, wcs=w), fits.ImageHDU(data, header=w.to_header())):
+        # interior (block-gathered) and edge (sliced) stamps
+        cut = Cutout.from_images({"g": img}, SkyCoord([sky, pixel_to_skycoord(1, 30, w, 0)]),
+                                 size=7, bands="g", progress=False)
+        assert cut.mask[0, 3, 3, 0] and cut.mask[0, 4, 4, 0]
+        assert cut.mask[0, ..., 0].sum() == 2
+        assert cut.valid_fraction[0, 0] == 1 - 2 / 49
+    raw = np.ones((2, 4, 4, 1))
+    raw[0, 1, 1, 0] = np.inf
+    raw[1, 2, 2, 0] = -np.inf
+    cut = Cutout(raw, bands="g")
+    assert cut.mask.sum() == 2 and np.all(cut.valid_fraction == 15 / 16)
+    # and normalisation ignores them (a finite result, the fill value there)
+    norm = cut.normalize("standardize", fill_value=-3.0)
+    assert np.all(np.isfinite(norm.data)) and norm.data[0, 1, 1, 0] == -3.0
+
+
+def test_truncated_image_file_names_file(tmp_path):
+    data, w = make_image(nan_at=())
+    path = tmp_path / "full.fits"
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(data, header=w.to_header()),
+                  fits.ImageHDU(data, header=w.to_header())]).writeto(path)
+    raw = path.read_bytes()
+    for cut_at in (len(raw) - 3000, len(raw) // 2, 2880 * 2 + 100):
+        trunc = tmp_path / f"trunc{cut_at}.fits"
+        trunc.write_bytes(raw[:cut_at])
+        with pytest.raises(CorruptFileError, match=rf"band 'g' file .*trunc{cut_at}\.fits"):
+            Cutout.from_images({"g": trunc}, [[30.0, 30.0]], size=5, bands="g",
+                               pixel_band="g", extension=[0])
+    # an HDUList opened by the caller from a truncated file: the pixels cannot be read
+    trunc = tmp_path / "short.fits"
+    trunc.write_bytes(raw[: len(raw) - 3000])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # astropy's own truncation warning
+        with fits.open(trunc) as hdul:
+            with pytest.raises(CorruptFileError, match="band 'g' HDUList extension 2"):
+                Cutout.from_images({"g": hdul}, [[30.0, 30.0]], size=5, bands="g",
+                                   pixel_band="g", extension=[1])
+    for name, content in (("text.fits", b"not a FITS file\n" * 10), ("empty.fits", b"")):
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(CorruptFileError, match=rf"band 'g'.*{name}"):
+            Cutout.from_images({"g": tmp_path / name}, M31_CENTER, size=5, bands="g")
+
+
+def test_stamps_too_large_for_memory_are_refused_up_front():
+    data, w = make_image(nan_at=())
+    img = {"g": NDData(data, wcs=w), "i": NDData(data, wcs=w)}
+    xy = np.tile([[30.0, 40.0]], (3000, 1))
+    # 3000 stamps of 4096 x 4096 in 2 bands: 469 GiB of data and mask
+    with pytest.raises(StampMemoryError, match=r"3000 stamps .* would need 468\.8 GiB"):
+        Cutout.from_images(img, xy, size=4096, pixel_band="g")
+    with pytest.raises(StampMemoryError, match=r"a chunk of 3000 stamps"):
+        next(Cutout.iter_from_images(img, xy, size=4096, pixel_band="g", chunk_size=5000))
+    assert issubclass(StampMemoryError, ValueError)
+    # chunks that fit are fine, whatever the total
+    first = next(Cutout.iter_from_images(img, xy, size=4096, pixel_band="g", chunk_size=1,
+                                         progress=False))
+    assert first.shape == (1, 4096, 4096, 2)
+
+
+def test_non_finite_pixel_position_names_row():
+    data, w = make_image()
+    with pytest.raises(ValueError, match=r"first at row 1: \[nan, 3\.0\]"):
+        Cutout.from_images({"g": NDData(data, wcs=w)}, [[1.0, 2.0], [np.nan, 3.0]], size=5,
+                           bands="g", pixel_band="g")

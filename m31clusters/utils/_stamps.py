@@ -95,7 +95,7 @@ def extract_stamps(image, x0, y0, shape, out, rows=None, image_mask=None, out_ma
         True where an image pixel is invalid.
     out_mask : ndarray of bool, shape (M, H, W), optional
         If given, set (in the same rows) True where a stamp pixel is off
-        the image, NaN, or True in *image_mask*; computed block by block
+        the image, not finite (NaN or +/-inf), or True in *image_mask*; computed block by block
         while the stamps are in cache.
     fill_value : float
         Value for pixels off the image (NaN, so that they are masked).
@@ -136,7 +136,8 @@ def extract_stamps(image, x0, y0, shape, out, rows=None, image_mask=None, out_ma
                 stamps = win[y0[sel], x0[sel]]
                 out[r] = stamps
                 if want_mask:
-                    m = np.isnan(stamps)
+                    m = np.isfinite(stamps)
+                    np.logical_not(m, out=m)
                     if use_mask:
                         m |= mwin[y0[sel], x0[sel]]
                     out_mask[r] = m
@@ -165,7 +166,7 @@ def extract_stamps(image, x0, y0, shape, out, rows=None, image_mask=None, out_ma
             m[inner] = False if not use_mask else image_mask[ys0:ys1, xs0:xs1]
         out[r] = stamp
         if want_mask:
-            out_mask[r] = m | np.isnan(stamp)
+            out_mask[r] = m | ~np.isfinite(stamp)
 
 
 def sorted_quantile(sorted_values, n_valid, q):
