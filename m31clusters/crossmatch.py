@@ -24,7 +24,7 @@ from .utils._sphere import unit_vectors
 from .utils._tables import as_catalog, table_skycoord
 from .utils._validation import as_quantity
 
-__all__ = ["match", "deduplicate"]
+__all__ = ["match", "deduplicate", "match_literature", "LITERATURE_SOURCES"]
 
 
 def _check_table(table, name):
@@ -392,4 +392,79 @@ def _group_fields(col, labels, kept):
     width = max([strings.itemsize // 4] + [len(j) for j in joined])
     out = strings[starts][labels[kept]].astype(f"U{max(width, 1)}")
     out[multi] = joined
+    return out
+
+
+#: The candidate-catalogue name columns filled by `match_literature`, with the
+#: loader of the shipped list behind each.  ``C09`` (Caldwell et al. 2009) and
+#: ``W22`` (Wang S. et al. 2022) have no shipped list and stay empty.
+LITERATURE_SOURCES = {
+    "RBC": "load_rbc_v5",
+    "C11": "load_caldwell2011",
+    "W23": "load_wang2023",
+    "H14": "load_hectospec2015",
+}
+
+
+def match_literature(catalog, radius=1 * u.arcsec, *, columns=None):
+    """
+    Fill the literature name columns of a candidate catalogue.
+
+    Each column of `LITERATURE_SOURCES` gets the name of the nearest object
+    of its shipped list within *radius* (with `match`): ``RBC`` from the
+    Revised Bologna Catalogue v5 (`~m31clusters.datasets.load_rbc_v5`),
+    ``C11`` from Caldwell et al. 2011
+    (`~m31clusters.datasets.load_caldwell2011`), ``W23`` from Wang Y. et al.
+    2023 (`~m31clusters.datasets.load_wang2023`, the sequence number) and
+    ``H14`` from the halo clusters of Huxor et al. in the CfA Hectospec list
+    (`~m31clusters.datasets.load_hectospec2015` with ``halo_only=True``:
+    ``PAndAS-xx``, ``Hxx``, ``HECxx``).  ``C09`` and ``W22`` have no shipped
+    list and are left as they are (empty in
+    `~m31clusters.catalog.Catalog.from_candidates`).
+
+    Parameters
+    ----------
+    catalog : `~astropy.table.Table`
+        Candidates with positions.
+    radius : `~astropy.units.Quantity`
+        Matching radius (default 1 arcsec, the paper's).
+    columns : sequence of str, optional
+        Which of `LITERATURE_SOURCES` to fill (default all).
+
+    Returns
+    -------
+    `~m31clusters.catalog.Catalog`
+        A copy with the name columns and their ``<column>_sep`` separations.
+
+    Raises
+    ------
+    ValueError
+        If *columns* names a column that has no shipped list.
+
+    Examples
+    --------
+    >>> from m31clusters.crossmatch import match_literature
+    >>> from m31clusters.datasets import load_rbc_v5, load_wang2023
+    >>> from astropy.table import Table, vstack
+    >>> cands = Table({"coord": vstack([load_rbc_v5()[:1], load_wang2023()[:1]],
+    ...                                metadata_conflicts="silent")["coord"]})
+    >>> out = match_literature(cands)
+    >>> out["RBC"].tolist(), out["W23"].tolist()
+    (['B001', ''], ['', '1'])
+    """
+    from . import datasets
+
+    if columns is None:
+        columns = tuple(LITERATURE_SOURCES)
+    unknown = [c for c in columns if c not in LITERATURE_SOURCES]
+    if unknown:
+        raise ValueError(
+            f"no shipped literature list for column(s) {unknown}; "
+            f"available: {list(LITERATURE_SOURCES)}"
+        )
+    out = as_catalog(catalog, copy=True)
+    for column in columns:
+        loader = getattr(datasets, LITERATURE_SOURCES[column])
+        reference = loader(halo_only=True) if column == "H14" else loader()
+        out = match(out, reference, radius=radius, into=column)
     return out
