@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
 
 from m31clusters.catalog import Catalog
-from m31clusters.exceptions import CDSFormatError
+from m31clusters.exceptions import CDSFormatError, CorruptFileError, M31ClustersWarning
 from m31clusters.io.cds import cds_unit_string, read_cds, write_cds
 
 # Keep Hypothesis' cache out of the checkout: pytest would refuse to skip it.
@@ -287,8 +287,6 @@ def test_error_bad_values(tmp_path):
         write_cds(Table({"s": [" x"]}), tmp_path / "ReadMe", **KW)
     with pytest.raises(CDSFormatError, match="not a CDS format"):
         write_cds(Table({"s": [1]}), tmp_path / "ReadMe", formats={"s": "X3"}, **KW)
-    with pytest.raises(CDSFormatError, match="empty table"):
-        write_cds(Table({"s": np.array([], dtype=int)}), tmp_path / "ReadMe", **KW)
 
 
 def test_no_overwrite_without_permission(tmp_path):
@@ -307,6 +305,200 @@ def test_no_overwrite_without_permission(tmp_path):
     assert slice_data(data.read_text(), byte_description(readme.read_text()))["n"] == [
         "7", "8", "9"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ReadMe", "table1.dat"]
+
+
+# --------------------------------------------------------------------------
+# The data file is checked against its ReadMe (issue 13)
+
+
+def _written(tmp_path, **kwargs):
+    """A 3-row catalogue; the last column ``x`` (F6.3, bytes 31-36) is not nullable."""
+    t = Table()
+    t["coord"] = SkyCoord([10.684708, 10.7, 10.8], [41.26875, 41.3, -0.5], unit="deg")
+    t["n"] = [1, 22, 333]
+    t["x"] = [0.91, 18.123, 2.5]
+    t["x"].info.format = ".3f"
+    readme, data = write_cds(t, tmp_path / "ReadMe", **KW, **kwargs)
+    return readme, data, data.read_text().splitlines()
+
+
+def _rewrite(path, lines, end="\n"):
+    path.write_text("".join(line + end for line in lines))
+
+
+def test_read_refuses_fewer_or_more_records_than_the_file_summary(tmp_path):
+    readme, data, lines = _written(tmp_path)
+    _rewrite(data, lines[:2])
+    with pytest.raises(CorruptFileError, match=r"has 2 records, but the File Summary .* says 3"):
+        read_cds(readme)
+    _rewrite(data, lines + lines[:1])
+    with pytest.raises(CorruptFileError, match=r"has 4 records, .* says 3"):
+        read_cds(readme)
+
+
+def test_read_refuses_zero_byte_data_file(tmp_path):
+    readme, data, _ = _written(tmp_path)
+    data.write_bytes(b"")
+    with pytest.raises(CorruptFileError, match=rf"{re.escape(str(data))}.* is empty"):
+        read_cds(readme)
+
+
+def test_read_refuses_trailing_blank_line(tmp_path):
+    # astropy reads it as a fourth, fully masked row, and read_cds then
+    # silently kept RAh... instead of the coord column.
+    readme, data, lines = _written(tmp_path)
+    _rewrite(data, lines + [""])
+    with pytest.raises(CorruptFileError, match=r"line 4: blank line"):
+        read_cds(readme)
+    _rewrite(data, lines + ["   "])
+    with pytest.raises(CorruptFileError, match=r"line 4: blank line"):
+        read_cds(readme)
+
+
+def test_read_refuses_values_cut_by_a_short_line(tmp_path):
+    readme, data, lines = _written(tmp_path)
+    # " 0.910" cut to " 0.9" and "18.123" cut to "18.12": astropy read 0.9 and 18.12.
+    _rewrite(data, [lines[0][:-2], lines[1], lines[2]])
+    with pytest.raises(CorruptFileError,
+                       match=r"line 1, column 'x' \(bytes 31-36, format F6.3\).*cut short"):
+        read_cds(readme)
+    _rewrite(data, [lines[0], lines[1][:-1], lines[2]])
+    with pytest.raises(CorruptFileError, match=r"line 2, column 'x'.*'18.12' is cut short"):
+        read_cds(readme)
+    # The column missing altogether: an error, since x is not nullable.
+    _rewrite(data, [lines[0], lines[1], lines[2][:-7]])
+    with pytest.raises(CorruptFileError,
+                       match=r"line 3, column 'x'.*ends before the column.*not nullable"):
+        read_cds(readme)
+
+
+def test_read_short_line_ending_before_a_nullable_column_is_masked(tmp_path):
+    t = Table({"n": [1, 2], "x": [1.5, np.nan], "s": ["ab", ""]})
+    readme, data = write_cds(t, tmp_path / "ReadMe", **KW)
+    lines = data.read_text().splitlines()
+    # Trailing blanks stripped, as in many real CDS files.
+    _rewrite(data, [line.rstrip() for line in lines])
+    assert len(data.read_text().splitlines()[1]) < len(lines[1])
+    cat = read_cds(readme)
+    assert cat["x"].mask.tolist() == [False, True]
+    assert cat["s"].mask.tolist() == [False, True]
+    assert cat["x"][0] == 1.5
+
+
+def test_read_refuses_garbage_and_values_that_do_not_fit_the_format(tmp_path):
+    readme, data, lines = _written(tmp_path)
+    n = slice(26, 29)  # bytes 27-29
+    assert lines[1][n] == " 22"
+    _rewrite(data, [lines[0], lines[1][:n.start] + " x2" + lines[1][n.stop:], lines[2]])
+    with pytest.raises(CorruptFileError,
+                       match=r"line 2, column 'n' \(bytes \d+-\d+, format I3\): 'x2' is not "
+                             "an integer"):
+        read_cds(readme)
+    # A decimal point in an integer column: the format does not fit the value.
+    _rewrite(data, [lines[0], lines[1][:n.start] + "2.2" + lines[1][n.stop:], lines[2]])
+    with pytest.raises(CorruptFileError, match=r"line 2, column 'n'.*'2.2' is not an integer"):
+        read_cds(readme)
+    # A line longer than Lrecl.
+    _rewrite(data, [lines[0], lines[1] + " 7", lines[2]])
+    with pytest.raises(CorruptFileError, match=r"line 2: 38 characters, more than .*Lrecl\) 36"):
+        read_cds(readme)
+    # Text in a float column.
+    _rewrite(data, [lines[0], lines[1][:-6] + "18.1x3", lines[2]])
+    with pytest.raises(CorruptFileError, match=r"line 2, column 'x'.*'18.1x3' is not a number"):
+        read_cds(readme)
+
+
+@pytest.mark.parametrize("old, new, match", [
+    ("  31- 36 F6.3", "  29- 34 F6.3", r"column 'x' \(bytes 29-34\): overlaps column 'n'"),
+    ("  31- 36 F6.3", "  36- 31 F6.3", r"column 'x' \(bytes 36-31\): the byte range is reversed"),
+    ("  31- 36 F6.3", "  31- 37 F6.3", r"column 'x' \(bytes 31-37\): format F6.3 is 6 "
+                                        "characters wide but the byte range holds 7"),
+])
+def test_read_refuses_bad_byte_ranges(tmp_path, old, new, match):
+    readme, _, _ = _written(tmp_path)
+    text = readme.read_text()
+    assert old in text
+    readme.write_text(text.replace(old, new))
+    lineno = next(k for k, line in enumerate(readme.read_text().splitlines(), 1)
+                  if line.startswith(new))
+    with pytest.raises(CorruptFileError,
+                       match=rf"{re.escape(str(readme))}', line {lineno}: .*{match}"):
+        read_cds(readme)
+
+
+def test_read_refuses_empty_or_non_cds_readme(tmp_path):
+    readme = tmp_path / "ReadMe"
+    readme.write_text("")
+    (tmp_path / "table1.dat").write_text(" 1\n")
+    with pytest.raises(CorruptFileError, match=r"is not a CDS ReadMe.*\(the file is empty\)"):
+        read_cds(readme)
+    readme.write_text("Just some notes about my data.\nNothing else.\n")
+    with pytest.raises(CorruptFileError, match=r"is not a CDS ReadMe: it has no File Summary"):
+        read_cds(readme, "table1.dat")
+
+
+def test_read_warns_when_nullable_positions_are_missing(tmp_path):
+    t = Table({"RAh": MaskedColumn([0, 1], mask=[False, True]), "RAm": [42, 0],
+               "RAs": [44.3, 1.0], "DEd": [41, 2], "DEm": [16, 0], "DEs": [7.5, 1.0]})
+    readme, _ = write_cds(t, tmp_path / "ReadMe", **KW)
+    with pytest.warns(M31ClustersWarning, match=r"1 record\(s\) have no position "
+                                                r"\(the first on line 2\)"):
+        cat = read_cds(readme)
+    assert "coord" not in cat.colnames and cat["RAh"].mask.tolist() == [False, True]
+    # skycoord=False keeps the columns and says nothing.
+    assert read_cds(readme, skycoord=False).colnames[:3] == ["RAh", "RAm", "RAs"]
+
+
+def test_empty_catalogue_round_trip(tmp_path):
+    t = Table({"coord": SkyCoord([], [], unit="deg"), "x": np.array([], float),
+               "n": np.array([], int)})
+    t["x"].unit = u.mag
+    readme, data = write_cds(t, tmp_path / "ReadMe", **KW)
+    assert data.read_bytes() == b""
+    assert re.search(r"^table1.dat\s+\d+\s+0\s", readme.read_text(), re.M)
+    cat = read_cds(readme)
+    assert len(cat) == 0 and cat.colnames == ["coord", "x", "n"]
+    assert cat["x"].unit == u.mag
+
+
+def test_real_wang2023_readme_reads_with_its_data(shared_data, tmp_path):
+    # The ReadMe as served by CDS; the fixed-width table10.dat rebuilt from the
+    # FITS copy of the same table with the byte ranges of the ReadMe.
+    import shutil
+    import warnings
+
+    from astropy.units import UnitsWarning
+
+    src = shared_data / "wang2023"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnitsWarning)  # "[-]" of E(BP/RP)
+        fits_table = Table.read(src / "J_ApJ_954_206_table10.dat.fits")
+    shutil.copy(src / "ReadMe", tmp_path / "ReadMe")
+    text = (src / "ReadMe").read_text()
+    section = text[text.index("Byte-by-byte Description of file: table10.dat"):]
+    ranges = byte_description(section)
+    decimals = {label: dec for dec, label in
+                re.findall(r"^\s*\d+-\s*\d+ F\d+\.(\d+)\s+\S+\s+(\S+)", section, re.M)}
+    lines = []
+    for row in fits_table:
+        line = ""
+        for label, start, end, kind, _ in ranges:
+            width = end - start + 1
+            value = (f"{row[label]:{width}d}" if kind == "I"
+                     else f"{row[label]:{width}.{decimals[label]}f}")
+            line = line.ljust(start - 1) + value
+        lines.append(line)
+    _rewrite(tmp_path / "table10.dat", lines)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnitsWarning)
+        cat = read_cds(tmp_path / "ReadMe", "table10.dat")
+        assert len(cat) == 50 and cat.colnames == fits_table.colnames
+        np.testing.assert_allclose(cat["RAdeg"], fits_table["RAdeg"], rtol=0, atol=5e-7)
+        np.testing.assert_array_equal(cat["Seq"], fits_table["Seq"])
+        # One record lost: the File Summary's 50 records catch it.
+        _rewrite(tmp_path / "table10.dat", lines[:-1])
+        with pytest.raises(CorruptFileError, match="has 49 records.*says 50"):
+            read_cds(tmp_path / "ReadMe", "table10.dat")
 
 
 # --------------------------------------------------------------------------

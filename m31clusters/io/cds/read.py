@@ -6,18 +6,25 @@ The values are parsed by astropy's own CDS reader
 sexagesimal position columns become one `~astropy.coordinates.SkyCoord`
 column, the notes are kept in ``meta["notes"]``, ``[min/max]`` limits and
 note references are removed from the descriptions, and float columns get
-the number of decimals they were written with as their ``format``.
+the number of decimals they were written with as their ``format``.  Every
+record is checked against the ReadMe first (record count and length, byte
+ranges, each numeric value against its format and nullability), so that a
+truncated or damaged file raises `~m31clusters.exceptions.CorruptFileError`
+naming the file, line and column instead of reading as wrong numbers.
 """
 
 import fnmatch
+import gzip
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
 from astropy.coordinates import FK4, FK5, ICRS, SkyCoord
 from astropy.io import ascii as astropy_ascii
+from astropy.io.ascii import InconsistentTableError
 
-from ...exceptions import CDSFormatError
+from ...exceptions import CDSFormatError, CorruptFileError, M31ClustersWarning
 
 __all__ = ["read_cds", "parse_readme"]
 
@@ -31,6 +38,11 @@ _NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _LIMITS_RE = re.compile(rf"^[\[\]]\s*(?:{_NUM})?\s*/\s*(?:{_NUM})?\s*[\[\]]\??\s*")
 _NOTE_REF_RE = re.compile(r"\s*\((?P<number>[^()\s]+)\)$")
 _SEXAGESIMAL = ("RAh", "RAm", "RAs", "DEd", "DEm", "DEs")
+_FORMAT_WIDTH_RE = re.compile(r"^[AIFE](\d+)")
+# astropy's rule for a nullable column: optional limits, then "?" (maybe "?=null").
+_NULLABLE_RE = re.compile(r"(?:[\[\]]\S*[\[\]])?\?(?:=(?P<nullval>\S*))?")
+_INT_RE = re.compile(r"^[-+]?\d+$")
+_FLOAT_RE = re.compile(r"^[-+]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|nan|inf)$", re.I)
 
 
 def _is_rule(line):
@@ -76,8 +88,6 @@ def parse_readme(readme_path):
     >>> [(c["label"], c["format"], c["start"], c["end"]) for c in info["tables"][0]["columns"]]
     [('n', 'I2', 1, 2)]
     """
-    from ...exceptions import CorruptFileError
-
     try:
         lines = Path(readme_path).read_text(encoding="ascii", errors="strict").splitlines()
     except UnicodeDecodeError as exc:
@@ -106,12 +116,17 @@ def parse_readme(readme_path):
             table = {"names": names, "columns": [], "notes": {}}
             i += 1
             rules = 0
+            format_at = 0
             while i < n and rules < 3:
                 if _is_rule(lines[i]):
                     rules += 1
+                elif rules == 1:
+                    # The header: "Bytes Format Units Label Explanations".
+                    format_at = max(lines[i].find("Format"), 0)
                 elif rules == 2:
                     m = _COLUMN_RE.match(lines[i])
-                    if m and not (table["columns"] and _continuation(m, table["columns"])):
+                    if m and not (table["columns"]
+                                  and _continuation(m, lines[i], format_at, table["columns"])):
                         table["columns"].append({
                             "start": int(m.group("start") or m.group("end")),
                             "end": int(m.group("end")),
@@ -119,6 +134,7 @@ def parse_readme(readme_path):
                             "unit": m.group("unit"),
                             "label": m.group("label"),
                             "explanation": (m.group("expl") or "").strip(),
+                            "line": i + 1,
                         })
                     elif table["columns"]:
                         prev = table["columns"][-1]
@@ -144,15 +160,143 @@ def parse_readme(readme_path):
     return info
 
 
-def _continuation(m, columns):
+def _continuation(m, line, format_at, columns):
     """Whether a line that looks like a column is an explanation's continuation.
 
-    Byte ranges increase down the description, so a "column" starting at or
-    before the end of the previous one is text that happens to start with a
-    number.
+    A column's byte range ends left of the header's ``Format`` while a
+    continuation is indented to the explanations, so the position tells
+    them apart (an overlapping or reversed byte range is still a column, for
+    `read_cds` to refuse).  Without a usable header, byte ranges increase
+    down the description, so a "column" starting at or before the end of the
+    previous one is text that happens to start with a number.
     """
+    if format_at:
+        return m.end("end") > format_at
     start = int(m.group("start") or m.group("end"))
     return start <= columns[-1]["end"]
+
+
+def _check_description(readme_path, tinfo, data_name):
+    """Refuse byte ranges that are reversed, overlap, or disagree with their format."""
+    previous = None
+    for col in tinfo["columns"]:
+        where = (f"{str(readme_path)!r}, line {col['line']}: byte-by-byte description of "
+                 f"{data_name!r}, column {col['label']!r} (bytes {col['start']}-{col['end']})")
+        if col["start"] < 1 or col["start"] > col["end"]:
+            raise CorruptFileError(f"{where}: the byte range is reversed or starts before 1")
+        width = int(_FORMAT_WIDTH_RE.match(col["format"]).group(1))
+        if width != col["end"] - col["start"] + 1:
+            raise CorruptFileError(
+                f"{where}: format {col['format']} is {width} characters wide but the byte "
+                f"range holds {col['end'] - col['start'] + 1}"
+            )
+        if previous is not None and col["start"] <= previous["end"]:
+            raise CorruptFileError(
+                f"{where}: overlaps column {previous['label']!r} (bytes "
+                f"{previous['start']}-{previous['end']}); byte ranges must increase"
+            )
+        previous = col
+
+
+def _nulls(explanation):
+    """The texts a nullable column (``?`` in its explanation) uses for null, or None."""
+    m = _NULLABLE_RE.match(explanation)
+    if not m:
+        return None
+    if m.group("nullval") == "-":
+        return {"", "-", "--", "---", "----"}
+    return {"", (m.group("nullval") or "").strip()}
+
+
+def _data_lines(data_path):
+    """The records of a data file (``.gz`` too) as a list of str, line ends removed."""
+    opener = gzip.open if data_path.name.endswith(".gz") else open
+    try:
+        with opener(data_path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as exc:
+        raise CorruptFileError(f"CDS data file {str(data_path)!r} cannot be read: {exc}") from None
+    try:
+        text = raw.decode("ascii")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise CorruptFileError(
+            f"{str(data_path)!r}, line {line}: byte {raw[exc.start]:#04x} is not ASCII "
+            "(CDS data files are ASCII)"
+        ) from None
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return [line.removesuffix("\r") for line in lines]
+
+
+def _check_data(data_path, lines, tinfo, records, lrecl):
+    """Check every record against the File Summary and the byte-by-byte description.
+
+    Raises `CorruptFileError` naming the file, the line and the column for a
+    record count that differs from the File Summary, a blank line, a line
+    longer than ``Lrecl``, a numeric value cut by the end of a short line, a
+    missing or blank value in a column that is not nullable, and a value
+    that its format cannot hold (text in an ``I`` or ``F`` column, a decimal
+    point in an ``I`` column).  A character (``A``) column may be blank, or
+    cut by a line whose trailing blanks were removed.
+    """
+    name = str(data_path)
+    for k, line in enumerate(lines, 1):
+        if not line.strip():
+            raise CorruptFileError(
+                f"{name!r}, line {k}: blank line (a CDS data file holds one record per line)"
+            )
+        if lrecl is not None and len(line) > lrecl:
+            raise CorruptFileError(
+                f"{name!r}, line {k}: {len(line)} characters, more than the record length "
+                f"(Lrecl) {lrecl} of the File Summary"
+            )
+    for col in tinfo["columns"]:
+        kind = col["format"][0]
+        start, end, label = col["start"], col["end"], col["label"]
+        if kind == "A":
+            continue
+        nulls = _nulls(col["explanation"])
+        pattern = _INT_RE if kind == "I" else _FLOAT_RE
+        for k, line in enumerate(lines, 1):
+            text = line[start - 1:end]
+            where = (f"{name!r}, line {k}, column {label!r} (bytes {start}-{end}, "
+                     f"format {col['format']})")
+            if start <= len(line) < end:
+                raise CorruptFileError(
+                    f"{where}: the line ends at byte {len(line)}, inside the column, so "
+                    f"the value {text.strip()!r} is cut short"
+                )
+            value = text.strip()
+            if nulls is not None and value in nulls:
+                continue
+            if not value:
+                raise CorruptFileError(
+                    f"{where}: " + ("the line ends before the column" if len(line) < start
+                                    else "the value is blank")
+                    + ", and the column is not nullable (no '?' in its explanation)"
+                )
+            if not pattern.match(value):
+                raise CorruptFileError(
+                    f"{where}: {value!r} is not " + ("an integer" if kind == "I"
+                                                     else "a number")
+                )
+    if records is not None and len(lines) != records:
+        what = "is empty" if not lines else f"has {len(lines)} records"
+        raise CorruptFileError(
+            f"{name!r} {what}, but the File Summary of its ReadMe says {records} "
+            "(truncated or extended file?)"
+        )
+
+
+def _summary_entry(info, data_name):
+    """(Lrecl, records) of *data_name* in the File Summary; None where not given."""
+    bare = data_name.removesuffix(".gz")
+    for name, lrecl, records in info["files"]:
+        if name.removesuffix(".gz") == bare:
+            return lrecl, records
+    return None, None
 
 
 def _int_or_none(text):
@@ -190,22 +334,31 @@ def _resolve_data_path(readme_path, data_path, info):
     )
 
 
-def read_cds(readme_path, data_path=None, *, coord=True):
+def read_cds(readme_path, data_path=None, *, skycoord=True):
     """
     Read a CDS catalogue (ReadMe plus data file) as a `~m31clusters.catalog.Catalog`.
+
+    Every record of the data file is checked against the ReadMe before it is
+    parsed (astropy's CDS reader does the parsing): the number of records
+    and the record length of the File Summary, the byte ranges, and each
+    numeric value against its format and nullability.
 
     Parameters
     ----------
     readme_path : str or path-like
         The ``ReadMe`` file.
     data_path : str or path-like, optional
-        The data file (a bare name is looked for next to the ReadMe).  By
-        default the only data file of the ReadMe's File Summary.
-    coord : bool, optional
+        The data file (a bare name is looked for next to the ReadMe; ``.gz``
+        files are read too).  By default the only data file of the ReadMe's
+        File Summary.
+    skycoord : bool, optional
         Replace the sexagesimal columns ``RAh RAm RAs DE- DEd DEm DEs`` by
         one `~astropy.coordinates.SkyCoord` column ``coord`` (default True).
         A blank or missing ``DE-`` means +.  The frame is FK5 (J2000) or
-        FK4 (B1950) when the explanations say so, ICRS otherwise.
+        FK4 (B1950) when the explanations say so, ICRS otherwise.  If the
+        position columns are nullable and some record has no position, the
+        sexagesimal columns are kept and a
+        `~m31clusters.exceptions.M31ClustersWarning` says so.
 
     Returns
     -------
@@ -213,7 +366,9 @@ def read_cds(readme_path, data_path=None, *, coord=True):
         Units and descriptions from the ReadMe; masked entries where the
         data file is blank.  ``meta["notes"]`` maps column labels to their
         notes; ``coord.info.meta["cds_precision"]`` records the decimals of
-        the seconds, so that writing the catalogue back keeps them.
+        the seconds, so that writing the catalogue back keeps them.  A data
+        file that the File Summary gives 0 records gives an empty catalogue
+        with the described columns.
 
     Raises
     ------
@@ -222,6 +377,15 @@ def read_cds(readme_path, data_path=None, *, coord=True):
     CDSFormatError
         If the ReadMe has no description of the data file, or describes
         several data files and *data_path* is not given.
+    CorruptFileError
+        If the ReadMe is not a CDS ReadMe (no File Summary, no byte-by-byte
+        description) or describes byte ranges that are reversed, overlap or
+        disagree with their format; or if the data file does not match it:
+        a zero-byte file, another number of records than the File Summary
+        says, a blank line, a line longer than ``Lrecl``, a numeric value
+        cut short by the end of the line, a missing or blank value in a
+        column that is not nullable (``?``), text in a numeric column.  The
+        message names the file, the line and the column.
 
     Examples
     --------
@@ -245,6 +409,12 @@ def read_cds(readme_path, data_path=None, *, coord=True):
     if not readme_path.exists():
         raise FileNotFoundError(f"CDS ReadMe {str(readme_path)!r} not found")
     info = parse_readme(readme_path)
+    if not info["files"] and not info["tables"]:
+        raise CorruptFileError(
+            f"{str(readme_path)!r} is not a CDS ReadMe: it has no File Summary and no "
+            "Byte-by-byte Description"
+            + (" (the file is empty)" if readme_path.stat().st_size == 0 else "")
+        )
     data_path = _resolve_data_path(readme_path, data_path, info)
     if not data_path.exists():
         raise FileNotFoundError(f"CDS data file {str(data_path)!r} not found")
@@ -253,7 +423,19 @@ def read_cds(readme_path, data_path=None, *, coord=True):
         raise CDSFormatError(
             f"{str(readme_path)!r} has no byte-by-byte description of {data_path.name!r}"
         )
-    table = astropy_ascii.read(str(data_path), readme=str(readme_path), format="cds")
+    _check_description(readme_path, tinfo, data_path.name)
+    lrecl, records = _summary_entry(info, data_path.name)
+    lines = _data_lines(data_path)
+    if records is None and not lines:
+        raise CorruptFileError(f"CDS data file {str(data_path)!r} is empty")
+    _check_data(data_path, lines, tinfo, records, lrecl)
+    try:
+        table = astropy_ascii.read(str(data_path), readme=str(readme_path), format="cds")
+    except (ValueError, TypeError, IndexError, InconsistentTableError) as exc:
+        raise CorruptFileError(
+            f"{str(data_path)!r} cannot be read with the description in "
+            f"{str(readme_path)!r}: {exc}"
+        ) from None
     cat = Catalog(table, copy=False)
     formats = {c["label"]: c["format"] for c in tinfo["columns"]}
     notes = {}
@@ -272,8 +454,9 @@ def read_cds(readme_path, data_path=None, *, coord=True):
             col.info.format = f"{{:.{int(fmt.split('.')[1])}{kind}}}"
     if notes:
         cat.meta["notes"] = notes
-    if coord and all(c in cat.colnames for c in _SEXAGESIMAL) and "coord" not in cat.colnames:
-        _rebuild_coord(cat, formats, notes)
+    if skycoord and all(c in cat.colnames for c in _SEXAGESIMAL) \
+            and "coord" not in cat.colnames:
+        _rebuild_coord(cat, formats, notes, str(data_path))
     return cat
 
 
@@ -281,11 +464,16 @@ def _filled(col):
     return np.ma.filled(np.ma.asarray(col, dtype=float), np.nan)
 
 
-def _rebuild_coord(cat, formats, notes):
+def _rebuild_coord(cat, formats, notes, path):
     ra = 15 * (_filled(cat["RAh"]) + _filled(cat["RAm"]) / 60 + _filled(cat["RAs"]) / 3600)
     dec = _filled(cat["DEd"]) + _filled(cat["DEm"]) / 60 + _filled(cat["DEs"]) / 3600
-    if not np.all(np.isfinite(ra) & np.isfinite(dec)):
-        return  # some positions missing: keep the columns as they are
+    missing = np.flatnonzero(~(np.isfinite(ra) & np.isfinite(dec)))
+    if missing.size:
+        warnings.warn(
+            f"{path!r}: {missing.size} record(s) have no position (the first on line "
+            f"{missing[0] + 1}); the sexagesimal columns are kept and no 'coord' column "
+            "is made", M31ClustersWarning, stacklevel=3)
+        return
     plus = " "
     names = list(_SEXAGESIMAL)
     if "DE-" in cat.colnames:

@@ -784,8 +784,6 @@ def write_cds(table, readme_path, data_path=None, *, title, authors, abstract=No
         raise ValueError("readme_path and data_path must be different files")
     check_overwrite(readme_path, overwrite)
     check_overwrite(data_path, overwrite)
-    if len(table) == 0:
-        raise CDSFormatError("cannot write an empty table as a CDS catalogue")
 
     fields = _prepare_fields(table, formats, coord_precision, limits)
     if not fields:
@@ -810,7 +808,7 @@ def write_cds(table, readme_path, data_path=None, *, title, authors, abstract=No
         tmp_data = stack.enter_context(atomic_path(data_path, overwrite))
         tmp_readme = stack.enter_context(atomic_path(readme_path, overwrite))
         with open(tmp_data, "w", encoding="ascii", newline="\n") as f:
-            f.write("\n".join(lines) + "\n")
+            f.write("".join(line + "\n" for line in lines))
         with open(tmp_readme, "w", encoding="ascii", newline="\n") as f:
             f.write("\n".join(readme) + "\n")
     return readme_path, data_path
