@@ -476,8 +476,10 @@ def read_scores(path, catalog=None, *, id_column="Seq"):
     bad = np.ma.getmaskarray(score) | ~np.isin(np.ma.getdata(score), INSPECTION_SCORES)
     if score.dtype.kind not in "iu" or np.any(bad):
         row = int(np.flatnonzero(bad)[0]) if np.any(bad) else 0
+        value = table["score"][row]
+        value = value.item() if hasattr(value, "item") else value
         raise ScoreFileError(f"{where}, row {row + 1} (id {table['id'][row]}): score "
-                             f"{table['score'][row]!r} is not 0, 1 or 2")
+                             f"{value!r} is not 0, 1 or 2")
     others = np.flatnonzero(np.asarray(table["inspector"], dtype=str) != meta["inspector"])
     if others.size:
         row = int(others[0])
