@@ -315,7 +315,10 @@ def run_demo(out_dir, images=None, *, field=DEMO_FIELD, n_ccds=2, ccd_shape=(102
                            path=files["montage"], overwrite=overwrite)
     else:
         _empty_png(files["montage"], overwrite)
-    sources.write(files["sources"], format="ascii.ecsv", overwrite=overwrite)
+    from .utils._io import atomic_path
+
+    with atomic_path(files["sources"], overwrite=overwrite) as tmp:
+        sources.write(tmp, format="ascii.ecsv", overwrite=True)
     timings["write"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
     _log(progress, f"wrote {', '.join(p.name for p in files.values())} to {out} "

@@ -501,6 +501,72 @@ def test_real_wang2023_readme_reads_with_its_data(shared_data, tmp_path):
             read_cds(tmp_path / "ReadMe", "table10.dat")
 
 
+def _failing_replace(monkeypatch, fail_on):
+    """Make the *fail_on*-th call of os.replace raise, as a full disk would."""
+    real = os.replace
+    calls = []
+
+    def replace(src, dst):
+        calls.append(dst)
+        if len(calls) == fail_on:
+            raise OSError(28, "No space left on device")
+        return real(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    return calls
+
+
+@pytest.mark.parametrize("fail_on", [1, 2])
+def test_overwrite_is_all_or_nothing(tmp_path, monkeypatch, fail_on):
+    # The second file failing to go in place used to leave the new ReadMe with
+    # the old data file: a broken pair.
+    t = small_table()
+    readme, data = write_cds(t, tmp_path / "ReadMe", **KW)
+    before = (readme.read_bytes(), data.read_bytes())
+    t["n"] = [7, 8, 9]
+    calls = _failing_replace(monkeypatch, fail_on)
+    with pytest.raises(OSError, match="No space left"):
+        write_cds(t, readme, overwrite=True, **KW)
+    assert len(calls) >= fail_on
+    assert (readme.read_bytes(), data.read_bytes()) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ReadMe", "table1.dat"]
+    monkeypatch.undo()
+    write_cds(t, readme, overwrite=True, **KW)
+    assert read_cds(readme)["n"].tolist() == [7, 8, 9]
+
+
+def test_failed_first_write_leaves_no_files(tmp_path, monkeypatch):
+    _failing_replace(monkeypatch, 2)
+    with pytest.raises(OSError, match="No space left"):
+        write_cds(small_table(), tmp_path / "ReadMe", **KW)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600)])
+def test_written_files_get_the_mode_of_a_plain_open(tmp_path, umask, mode):
+    old = os.umask(umask)
+    try:
+        readme, data = write_cds(small_table(), tmp_path / "ReadMe", **KW)
+        cat = Catalog(small_table())
+        regions = cat.write_regions(tmp_path / "c.reg")
+        cat.write(tmp_path / "other.ReadMe", format="cds", **KW, overwrite=True)
+        with open(tmp_path / "plain.txt", "w"):
+            pass
+    finally:
+        os.umask(old)
+    for path in (readme, data, regions, tmp_path / "other.ReadMe", tmp_path / "plain.txt"):
+        assert os.stat(path).st_mode & 0o777 == mode, path
+
+
+def test_overwrite_keeps_the_mode_of_the_replaced_files(tmp_path):
+    readme, data = write_cds(small_table(), tmp_path / "ReadMe", **KW)
+    os.chmod(readme, 0o640)
+    os.chmod(data, 0o604)
+    write_cds(small_table(), readme, overwrite=True, **KW)
+    assert os.stat(readme).st_mode & 0o777 == 0o640
+    assert os.stat(data).st_mode & 0o777 == 0o604
+
+
 # --------------------------------------------------------------------------
 # Registry
 

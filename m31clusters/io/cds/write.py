@@ -14,7 +14,6 @@ naming the column and the row, never a silently wrong catalogue.
 import datetime
 import re
 import textwrap
-from contextlib import ExitStack
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Context
 from pathlib import Path
@@ -25,7 +24,7 @@ from astropy.coordinates import FK5, ICRS, SkyCoord
 from astropy.time import Time
 
 from ...exceptions import CDSFormatError
-from ...utils._io import atomic_path, check_overwrite
+from ...utils._io import atomic_paths, check_overwrite
 from ...utils._tables import RA_DEC_NAMES
 
 __all__ = ["write_cds", "cds_unit_string", "DEFAULT_COORD_PRECISION", "SEXAGESIMAL_LABELS"]
@@ -759,7 +758,11 @@ def write_cds(table, readme_path, data_path=None, *, title, authors, abstract=No
     Masked and NaN values are written as blanks and mark their column as
     nullable (``?`` in the explanation).  Empty strings are blanks too, so
     they read back as masked.  Both files are written to temporary files
-    first and moved into place only when everything succeeded.
+    first and moved into place only when everything succeeded; if moving the
+    second fails, the first is put back, so an existing pair is either
+    replaced whole or left as it was.  New files get the mode a plain
+    ``open()`` would give (``0o644`` under umask 022); replaced files keep
+    theirs.
 
     Examples
     --------
@@ -804,9 +807,7 @@ def write_cds(table, readme_path, data_path=None, *, title, authors, abstract=No
         abstract=abstract, keywords=keywords, description=description,
         explanation=explanation, catalog_id=catalog_id, year=year, date=date, notes=notes,
     )
-    with ExitStack() as stack:
-        tmp_data = stack.enter_context(atomic_path(data_path, overwrite))
-        tmp_readme = stack.enter_context(atomic_path(readme_path, overwrite))
+    with atomic_paths([readme_path, data_path], overwrite=overwrite) as (tmp_readme, tmp_data):
         with open(tmp_data, "w", encoding="ascii", newline="\n") as f:
             f.write("".join(line + "\n" for line in lines))
         with open(tmp_readme, "w", encoding="ascii", newline="\n") as f:
