@@ -16,7 +16,13 @@ from astropy import units as u
 from astropy.coordinates import SkyCoord
 from astropy.table import Table
 
-from m31clusters.exceptions import CorruptFileError, FieldFailedWarning, SurveyLockedError
+from m31clusters.exceptions import (
+    ColumnError,
+    CorruptFieldWarning,
+    CorruptFileError,
+    FieldFailedWarning,
+    SurveyLockedError,
+)
 from m31clusters.survey import LOCK_NAME, MANIFEST_NAME, SurveyRun, iter_chunks, run_survey
 
 REPO = Path(__file__).resolve().parent.parent
@@ -146,7 +152,7 @@ def test_killed_run_resumes_without_recomputing(tmp_path):
     # Merged catalogue: one row per field, each from its own field.
     cat = run.catalog
     assert len(cat) == 20
-    np.testing.assert_allclose(cat["ra"], 10.0 + 0.01 * np.asarray(cat["field"]))
+    np.testing.assert_allclose(cat["ra"], 10.0 + 0.01 * np.asarray(cat["PAndAS"]))
 
 
 def test_second_run_on_same_directory_is_refused(tmp_path):
@@ -260,7 +266,7 @@ def test_retries_and_error_report_on_dask_threads(tmp_path):
     assert run.records[1]["earlier_errors"] == ["OSError: transient read error"]
     assert _n_calls(calls, 2) == 3 and run.records[2]["attempts"] == 3
     assert not (out / "field_002.fits").exists()
-    assert sorted(run.catalog["field"]) == [0, 1, 3]
+    assert sorted(run.catalog["PAndAS"]) == [0, 1, 3]
     # The error is in the manifest, and load() reports it.
     manifest = json.loads((out / MANIFEST_NAME).read_text())
     rec = {r["field"]: r for r in manifest["fields"]}[2]
@@ -314,7 +320,7 @@ def test_bad_return_value_fails_without_retry(tmp_path):
 
 def test_unwritable_table_is_reported(tmp_path):
     def func(field):
-        return Table({"obj": np.array([object(), object()], dtype=object)})
+        return Table({"obj": np.array([object(), object()], dtype=object), "Conf": [0.5, 0.6]})
 
     with pytest.warns(FieldFailedWarning, match="could not write the table of field 3"):
         run = run_survey(func, [3], tmp_path, scheduler="synchronous", progress=False)
@@ -349,7 +355,7 @@ def test_worker_processes_and_user_client(tmp_path):
     assert run.complete and [p.name for p in sorted((tmp_path / "c").glob("*.fits"))] == [
         "field_a.fits", "field_b.fits"]
     assert run.read_field("b")["x2"][0] == 25
-    assert sorted(run.catalog["field"]) == ["a", "b"]
+    assert sorted(run.catalog["PAndAS"]) == ["a", "b"]
 
 
 def test_merge_deduplicates_overlaps(tmp_path):
@@ -370,18 +376,20 @@ def test_merge_deduplicates_overlaps(tmp_path):
     from m31clusters.catalog import Catalog
 
     assert isinstance(cat, Catalog) and len(cat) == 3
-    assert "field" not in cat.colnames  # the PAndAS column already says it
+    assert cat.colnames.count("PAndAS") == 1  # the tables' own PAndAS column is kept
     np.testing.assert_allclose(cat["Conf"], [0.9, 0.8, 0.6])  # B kept from field 208
     assert cat["coord"][1].separation(b2) < 1e-6 * u.arcsec
     assert list(cat["n_det"]) == [1, 2, 1]
     assert list(cat["fields"]) == ["207", "207,208", "208"]
-    # A merge that fails (here: no Conf column for keep="max:Conf") says where the tables are.
-    with pytest.raises(KeyError, match="Conf") as excinfo:
+    # Tables without the Conf column keep="max:Conf" needs: refused at the first field,
+    # before the others run, and nothing of that field is stored as finished.
+    with pytest.raises(ColumnError, match=r"field 1: .* without column 'Conf'"):
         run_survey(_no_conf, [1, 2], tmp_path / "noconf", scheduler="synchronous",
                    progress=False)
-    assert "SurveyRun.load(" in excinfo.value.__notes__[0]
-    merged = SurveyRun.load(tmp_path / "noconf").merge(keep="first")
-    assert len(merged) == 1 and list(merged["n_det"]) == [2]
+    assert SurveyRun.load(tmp_path / "noconf").done == []
+    run_nc = run_survey(_no_conf, [1, 2], tmp_path / "noconf", scheduler="synchronous",
+                        progress=False, keep="first")
+    assert len(run_nc.catalog) == 1 and list(run_nc.catalog["n_det"]) == [2]
     # Below the 0.4 arcsec separation nothing is merged.
     assert len(run.merge(dedup_radius=0.3 * u.arcsec)) == 4
     assert len(run.merge(dedup_radius=None)) == 4
@@ -438,3 +446,47 @@ def test_input_validation(tmp_path):
         run_survey(square, [1], tmp_path, cluster_kwargs={"memory_limit": "1GiB"})
     with pytest.raises(FileNotFoundError, match="no survey manifest"):
         SurveyRun.load(tmp_path / "nowhere")
+
+
+# --------------------------------------------------------------------------- issue 13
+
+
+def _typed(field):
+    """Field 2 returns its Conf column as text: a programming error of the user's function."""
+    conf = ["0.7"] if field == 2 else [0.7]
+    return Table({"coord": SkyCoord([10.0 + field], [41.0], unit="deg"), "Conf": conf})
+
+
+def test_merge_names_fields_of_a_differently_typed_column(tmp_path):
+    with pytest.raises(ColumnError, match=r"column 'Conf' is number in field 1 but text "
+                                          r"in field 2") as excinfo:
+        run_survey(_typed, [1, 2, 3], tmp_path, scheduler="synchronous")
+    assert "SurveyRun.load(" in excinfo.value.__notes__[0]  # the field tables are safe
+    assert SurveyRun.load(tmp_path).done == [1, 2, 3]
+
+
+def test_corrupt_stored_field_is_recomputed_with_a_warning(tmp_path):
+    calls = tmp_path / "calls"
+    calls.mkdir()
+
+    def func(field):
+        _count_call(calls, field)
+        return _field_table(field)
+
+    out = tmp_path / "run"
+    run_survey(func, [1, 2], out, scheduler="synchronous")
+    (out / "field_002.fits").write_bytes(b"SIMPLE  =  garbage, truncated by a full disc")
+    with pytest.warns(CorruptFieldWarning, match=r"field 2: field table .*field_002.fits"):
+        run = run_survey(func, [1, 2], out, scheduler="synchronous")
+    assert run.resumed == [1] and run.computed == [2]
+    assert _n_calls(calls, 1) == 1 and _n_calls(calls, 2) == 2
+    assert (out / "field_002.fits.corrupt").exists()
+    assert len(run.catalog) == 2
+
+
+def test_out_dir_that_is_a_file(tmp_path):
+    path = tmp_path / "results.fits"
+    path.write_text("x")
+    with pytest.raises(NotADirectoryError, match="results.fits.* is a file"):
+        run_survey(_field_table, [1], path, scheduler="synchronous")
+    assert path.read_text() == "x"

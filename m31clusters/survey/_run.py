@@ -17,10 +17,18 @@ from pathlib import Path
 
 import numpy as np
 from astropy import units as u
-from astropy.table import Table, vstack
+from astropy.table import Table, TableMergeError, vstack
 
-from ..exceptions import CorruptFileError, FieldFailedWarning, SurveyLockedError
+
+from ..exceptions import (
+    ColumnError,
+    CorruptFileError,
+    CorruptFieldWarning,
+    FieldFailedWarning,
+    SurveyLockedError,
+)
 from ..utils._io import atomic_path
+from ..utils._progress import progress_bar
 from ..utils._tables import as_catalog
 from ..utils._validation import as_quantity
 
@@ -291,7 +299,7 @@ class SurveyRun:
             raise KeyError(f"field {key!r} is not finished (no file {str(path)!r})")
         return as_catalog(_read_table(path, self.table_format), copy=False)
 
-    def merge(self, dedup_radius=1 * u.arcsec, keep="max:Conf", field_column="field"):
+    def merge(self, dedup_radius=1 * u.arcsec, keep="max:Conf", *, field_column="PAndAS"):
         """
         Merge the finished fields into one catalogue, then remove duplicates.
 
@@ -306,36 +314,48 @@ class SurveyRun:
             `~m31clusters.crossmatch.deduplicate`), default the most
             confident one.
         field_column : str
-            Name of the column added with the field key of each row, unless
-            the tables already have it or a ``PAndAS`` column.
+            Column holding the field of each row (default ``PAndAS``, the
+            name of table 7 of Zhang et al. 2025); added with the field key
+            of each row when the tables do not have it.
 
         Returns
         -------
         `~m31clusters.catalog.Catalog`
             Rows of all finished fields in field order (empty if none).
+
+        Raises
+        ------
+        m31clusters.exceptions.ColumnError
+            If the fields' tables cannot be stacked: a column has different
+            types (or units) in different fields (the message names the
+            fields and the column).
+        m31clusters.exceptions.CorruptFileError
+            If a field table cannot be read (the message names the file).
         """
         if dedup_radius is not None:
             dedup_radius = as_quantity(dedup_radius, u.arcsec, "dedup_radius")
-        tables = []
+        tables, keys = [], []
         for key in self.done:
             t = self.read_field(key)
             if len(t) == 0 or not t.colnames:
                 continue
-            if "PAndAS" not in t.colnames and field_column not in t.colnames:
+            if field_column not in t.colnames:
                 t[field_column] = np.full(len(t), key)
             tables.append(t)
+            keys.append(key)
         if not tables:
             return as_catalog(Table(), copy=False)
-        merged = vstack(tables, join_type="outer", metadata_conflicts="silent")
+        _check_stackable(tables, keys)
+        try:
+            merged = vstack(tables, join_type="outer", metadata_conflicts="silent")
+        except TableMergeError as exc:  # pragma: no cover - _check_stackable finds these first
+            raise ColumnError(f"the tables of fields {keys} cannot be merged: {exc}") from exc
         merged = as_catalog(merged, copy=False)
         if dedup_radius is None:
             return merged
         from ..crossmatch import deduplicate
 
-        fcol = "PAndAS" if "PAndAS" in merged.colnames else field_column
-        if fcol not in merged.colnames:
-            fcol = None
-        return deduplicate(merged, radius=dedup_radius, keep=keep, field_column=fcol)
+        return deduplicate(merged, radius=dedup_radius, keep=keep, field_column=field_column)
 
     @classmethod
     def load(cls, out_dir):
@@ -378,7 +398,46 @@ class SurveyRun:
 
 
 def _read_table(path, table_format):
-    return Table.read(path, format=_FORMATS[table_format][0])
+    try:
+        return Table.read(path, format=_FORMATS[table_format][0])
+    except (OSError, ValueError, TypeError, KeyError, IndexError) as exc:
+        raise CorruptFileError(
+            f"field table {str(path)!r} cannot be read as {table_format.upper()}: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def _column_kind(col):
+    """What must agree between fields for a column to stack: class, dtype kind, unit."""
+    dtype = getattr(col, "dtype", None)
+    kind = {"i": "number", "u": "number", "f": "number", "b": "bool", "U": "text",
+            "S": "text", "O": "object"}.get(getattr(dtype, "kind", None))
+    unit = getattr(col, "unit", None)
+    name = type(col).__name__
+    if name in ("Column", "MaskedColumn", "Quantity", "Masked"):
+        name = "column"
+    return name, kind, None if unit is None else str(unit)
+
+
+def _check_stackable(tables, keys):
+    """Raise ColumnError naming the fields and the column where field tables disagree."""
+    first = {}
+    for table, key in zip(tables, keys, strict=True):
+        for name in table.colnames:
+            kind = _column_kind(table[name])
+            if name not in first:
+                first[name] = (key, kind)
+                continue
+            key0, kind0 = first[name]
+            if kind != kind0:
+                def say(k):
+                    what = f"{k[1] or k[0]}"
+                    return what + (f" in {k[2]}" if k[2] else "")
+                raise ColumnError(
+                    f"column {name!r} is {say(kind0)} in field {key0!r} but {say(kind)} in "
+                    f"field {key!r}: the per-field function must return the same columns "
+                    "with the same types for every field"
+                )
 
 
 def _write_table(table, path, table_format):
@@ -422,6 +481,41 @@ def _reconcile(rec, out_dir):
     return rec
 
 
+def _needed_column(merge, dedup_radius, keep):
+    """The column the merge's de-duplication needs in every table (or None)."""
+    if not merge or dedup_radius is None or not isinstance(keep, str) or ":" not in keep:
+        return None
+    return keep.split(":", 1)[1]
+
+
+def _recompute_corrupt(out_dir, keys, records, table_format):
+    """
+    Check that the stored table of each finished field reads; recompute those that do not.
+
+    An unreadable table (truncated by a full disc, damaged by a copy) is
+    moved aside to ``<name>.corrupt`` and its field set pending, with a
+    `~m31clusters.exceptions.CorruptFieldWarning` naming the file.
+    """
+    import warnings
+
+    for k in keys:
+        rec = records[k]
+        if rec["status"] != "done":
+            continue
+        path = out_dir / rec["file"]
+        try:
+            _read_table(path, table_format)
+        except CorruptFileError as exc:
+            aside = path.with_name(path.name + ".corrupt")
+            os.replace(path, aside)
+            rec.update(status="pending", rows=None)
+            warnings.warn(
+                f"field {k!r}: {exc}; moved to {str(aside)!r} and computing the field again",
+                CorruptFieldWarning,
+                stacklevel=3,
+            )
+
+
 def _pending_record(filename):
     return {"status": "pending", "file": filename, "rows": None, "attempts": 0}
 
@@ -442,7 +536,12 @@ def _make_client(n_workers, cluster_kwargs):
     kwargs = {"dashboard_address": None, "processes": True,
               "n_workers": n_workers or os.cpu_count(), "threads_per_worker": 1}
     kwargs.update(cluster_kwargs or {})
-    cluster = LocalCluster(**kwargs)
+    import dask
+
+    # Worker processes are spawned, never forked: a forked copy of a process that has
+    # started JAX (or its thread pools) can deadlock.
+    with dask.config.set({"distributed.worker.multiprocessing-method": "spawn"}):
+        cluster = LocalCluster(**kwargs)
     return Client(cluster), cluster
 
 
@@ -463,7 +562,7 @@ def _run_threads(func, todo, args, retries, finish, bar, n_workers):
 
 
 def run_survey(func, fields, out_dir, *, client=None, scheduler=None, n_workers=None,
-               retries=2, overwrite=False, progress=True, merge=True,
+               retries=2, overwrite=False, progress=False, merge=True,
                dedup_radius=1 * u.arcsec, keep="max:Conf", table_format="fits",
                cluster_kwargs=None):
     """
@@ -530,7 +629,7 @@ def run_survey(func, fields, out_dir, *, client=None, scheduler=None, n_workers=
         (these files are deleted first).  If False (default), finished
         fields are kept and not recomputed.
     progress : bool
-        Show a progress bar (tqdm) over the fields.
+        Show a progress bar over the fields (default False).
     merge : bool
         Merge the finished fields into ``SurveyRun.catalog`` at the end.
     dedup_radius : `~astropy.units.Quantity` or None
@@ -563,11 +662,20 @@ def run_survey(func, fields, out_dir, *, client=None, scheduler=None, n_workers=
         written in another *table_format*.
     m31clusters.exceptions.CorruptFileError
         If the manifest in *out_dir* is unreadable.
+    m31clusters.exceptions.ColumnError
+        As soon as a field returns a table without the column *keep* needs
+        (``Conf`` by default), before the other fields run; or at the merge,
+        if two fields return a column with different types (naming both).
+    NotADirectoryError
+        If *out_dir* is an existing file.
 
     Warns
     -----
     m31clusters.exceptions.FieldFailedWarning
         If some fields failed after all retries (the others are finished).
+    m31clusters.exceptions.CorruptFieldWarning
+        If the stored table of a finished field cannot be read: it is moved
+        to ``<file>.corrupt`` and the field is computed again.
 
     Examples
     --------
@@ -579,6 +687,7 @@ def run_survey(func, fields, out_dir, *, client=None, scheduler=None, n_workers=
     >>> import astropy.units as u
     >>> from astropy.coordinates import SkyCoord
     >>> from astropy.table import Table, vstack
+
     >>> from m31clusters.survey import run_survey, iter_chunks
     >>> def classify_field(field):
     ...     # three sources 0.1 deg apart; the last one is also the first of
@@ -635,7 +744,10 @@ def run_survey(func, fields, out_dir, *, client=None, scheduler=None, n_workers=
         raise ValueError('cluster_kwargs is only used with scheduler="processes"')
 
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise NotADirectoryError(f"out_dir {str(out_dir)!r} is a file, not a directory")
     out_dir.mkdir(parents=True, exist_ok=True)
+    need = _needed_column(merge, dedup_radius, keep)
     with _directory_lock(out_dir):
         ext = _FORMATS[table_format][1]
         filenames = {k: _field_filename(k, ext) for k in keys}
@@ -675,6 +787,7 @@ def run_survey(func, fields, out_dir, *, client=None, scheduler=None, n_workers=
             if k not in records:
                 records[k] = _reconcile(dict(old[k]), out_dir)
 
+        _recompute_corrupt(out_dir, keys, records, table_format)
         resumed = [k for k in keys if records[k]["status"] == "done"]
         todo = [k for k in keys if records[k]["status"] != "done"]
         run = SurveyRun(out_dir, keys, records, table_format=table_format, resumed=resumed)
@@ -691,6 +804,14 @@ def run_survey(func, fields, out_dir, *, client=None, scheduler=None, n_workers=
             )
             if result["status"] == "done":
                 table = result["table"]
+                if need is not None and table.colnames and need not in table.colnames:
+                    # Found on the first table, not after every field has run.
+                    raise ColumnError(
+                        f"field {key!r}: the per-field function returned a table without "
+                        f"column {need!r} (columns: {table.colnames}), which keep={keep!r} "
+                        "needs to choose between duplicates; return it, or pass keep='first' "
+                        "or dedup_radius=None"
+                    )
                 try:
                     _write_table(table, out_dir / rec["file"], table_format)
                 except Exception as exc:  # noqa: BLE001 - recorded as a failure of the field
@@ -709,9 +830,8 @@ def run_survey(func, fields, out_dir, *, client=None, scheduler=None, n_workers=
             run.computed.append(key)
             run._write_manifest(func_name)
 
-        from tqdm.auto import tqdm
-
-        with tqdm(total=len(todo), desc="survey", unit="field", disable=not progress) as bar:
+        bar = progress_bar(total=len(todo), progress=progress, desc="survey", unit="field")
+        with bar:
             if todo and client is None and scheduler == "synchronous":
                 for k in todo:
                     finish(k, _run_field(func, k, args[k], retries))
