@@ -245,7 +245,7 @@ def test_detection_completeness_two_mag_above_depth():
     w = _wcs(shape)
     image = _observe(SKY + _render_gaussian(shape, x, y, np.full(x.size, 10 ** (-0.4 * (
         mag - 32.0))), 0.6 / PIX), rng)
-    found = detect_sources(NDData(image, wcs=w), fwhm=0.6 / PIX)
+    found = detect_sources(NDData(image, wcs=w), fwhm=0.6 * u.arcsec)
     truth = Table({"coord": w.pixel_to_world(x, y), "id": np.arange(x.size).astype(str)})
     m = match(truth, found, radius=0.5 * u.arcsec, name_column="id", into="det")
     completeness = np.mean(m["det"] != "")
@@ -448,7 +448,7 @@ def test_simulated_field_photometry(simulated):
 
 def test_simulated_field_detection(simulated):
     sim, truth, images = simulated
-    found = detect_sources(images["i"], fwhm=truth.meta["fwhm_i"] / PIX)
+    found = detect_sources(images["i"], fwhm=truth.meta["fwhm_i"] * u.arcsec)
     coords = SkyCoord(truth["ra"], truth["dec"], unit="deg")
     x, y = WCS(images["i"].header).world_to_pixel(coords)
     ny, nx = images["i"].data.shape

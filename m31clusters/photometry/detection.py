@@ -1,0 +1,243 @@
+"""
+Source detection on a field image.
+
+`detect_sources` estimates the background and its noise on a mesh
+(`photutils.background.Background2D`), smooths the image with a Gaussian of
+about the seeing, segments it at a threshold in units of the noise of the
+smoothed image and splits blended segments
+(`photutils.segmentation.detect_sources` and `~photutils.segmentation.deblend_sources`),
+and returns the centroids, sky positions and simple shape measures of the
+segments (`photutils.segmentation.SourceCatalog`).  Each stage is a private
+function here, so ``benchmarks/bench_photometry.py`` can time them.
+"""
+
+import warnings
+
+import numpy as np
+from astropy import units as u
+from astropy.coordinates import SkyCoord
+from astropy.stats import SigmaClip
+from astropy.table import Table
+from scipy import ndimage
+
+from ..exceptions import NoDetectionsWarning
+from ..utils._progress import PROGRESS_DEFAULT
+from ..utils._tables import as_catalog
+from ._image import _bad_pixels, _image, _pixel_scale, _positive, _to_pixels
+
+__all__ = ["detect_sources"]
+
+
+def _background(data, bad, box_size, filter_size):
+    """Background and background-noise maps (Background2D, bad pixels excluded)."""
+    from photutils.background import Background2D, MedianBackground
+
+    filled = np.where(bad, 0.0, data)
+    bkg = Background2D(
+        filled, box_size, coverage_mask=bad, filter_size=filter_size,
+        sigma_clip=SigmaClip(sigma=3.0, maxiters=10), bkg_estimator=MedianBackground(),
+        exclude_percentile=50.0,
+    )
+    filled -= bkg.background
+    filled[bad] = 0.0
+    return filled, bkg.background_rms
+
+
+def _kernel(fwhm_pix):
+    """The 1-D factor of photutils' 2-D Gaussian kernel (which is separable)."""
+    from photutils.segmentation import make_2dgaussian_kernel
+
+    size = 2 * int(np.ceil(2 * fwhm_pix)) + 1
+    kernel = make_2dgaussian_kernel(fwhm_pix, size=size).array
+    # the kernel is the outer product of a normalised 1-D profile with itself
+    return kernel.sum(axis=0), kernel
+
+
+def _smooth(sub, k1):
+    """Convolution with outer(k1, k1), zero outside the image, as two 1-D passes."""
+    out = ndimage.convolve1d(sub, k1, axis=0, mode="constant", cval=0.0)
+    return ndimage.convolve1d(out, k1, axis=1, mode="constant", cval=0.0, output=out)
+
+
+def _segment(convolved, threshold, bad, n_pixels):
+    """Segmentation image of connected pixels above *threshold* (None if none)."""
+    from photutils.segmentation import detect_sources as _photutils_detect
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # photutils' own no-detection warning
+        return _photutils_detect(convolved, threshold, n_pixels, mask=bad)
+
+
+def _deblend(convolved, segm, n_pixels, progress):
+    """Split blended segments (multi-thresholding and watershed)."""
+    from photutils.segmentation import deblend_sources
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # photutils' own deblending warnings
+        return deblend_sources(convolved, segm, n_pixels, progress_bar=progress)
+
+
+def _catalog(sub, segm, convolved, bad, wcs, scale, meta):
+    """The output table: centroids, sky positions, segment flux, area, FWHM."""
+    from photutils.segmentation import SourceCatalog
+
+    cat = SourceCatalog(sub, segm, convolved_data=convolved, mask=bad, wcs=wcs)
+    x = np.asarray(cat.x_centroid, dtype=float)
+    y = np.asarray(cat.y_centroid, dtype=float)
+    ok = np.isfinite(x) & np.isfinite(y)
+    coords = wcs.pixel_to_world(x[ok], y[ok])
+    out = Table()
+    out["id"] = np.asarray(cat.labels)[ok].astype(np.int64)
+    out["x"] = x[ok]
+    out["y"] = y[ok]
+    out["coord"] = SkyCoord(coords.ra, coords.dec, frame="icrs")
+    out["flux"] = np.asarray(cat.segment_flux, dtype=float)[ok]
+    out["area"] = u.Quantity(cat.area).value[ok] * u.pix**2
+    out["fwhm"] = u.Quantity(cat.fwhm).value[ok] * scale * u.arcsec
+    out.meta.update(meta)
+    return out
+
+
+def _empty(meta):
+    out = Table({
+        "id": np.zeros(0, dtype=np.int64), "x": np.zeros(0), "y": np.zeros(0),
+        "coord": SkyCoord(np.zeros(0), np.zeros(0), unit="deg"),
+        "flux": np.zeros(0), "area": np.zeros(0) * u.pix**2, "fwhm": np.zeros(0) * u.arcsec,
+    })
+    out.meta.update(meta)
+    return out
+
+
+def _check_parameters(nsigma, n_pixels, box_size, filter_size):
+    nsigma = _positive(nsigma, "nsigma")
+    n_pixels = _positive(n_pixels, "n_pixels", integer=True)
+    box_size = _positive(box_size, "box_size", integer=True)
+    filter_size = _positive(filter_size, "filter_size", integer=True)
+    return nsigma, n_pixels, box_size, filter_size
+
+
+def detect_sources(image, wcs=None, *, nsigma=5.0, n_pixels=5, fwhm=3.5 * u.pix,
+                   box_size=64, filter_size=3, deblend=True, mask=None,
+                   progress=PROGRESS_DEFAULT):
+    """
+    Detect the sources of a field image.
+
+    The background and its noise are estimated on a grid of *box_size*
+    boxes (sigma-clipped medians, `photutils.background.Background2D`) with
+    non-finite (NaN, +/-inf) and masked pixels excluded; the
+    background-subtracted image is smoothed by a Gaussian of *fwhm* (a
+    matched filter for point sources) and segmented at *nsigma* times the
+    noise of the smoothed image (the pixel noise times
+    ``sqrt(sum(kernel**2))``), with at least *n_pixels* connected pixels, and
+    blended segments are split (`photutils.segmentation.deblend_sources`).
+    *nsigma* is thus close to the signal-to-noise ratio of PSF photometry at
+    the detection limit.
+
+    Parameters
+    ----------
+    image : `~astropy.nddata.NDData`, FITS HDU or 2-D array
+        The image, with a celestial WCS (or pass *wcs*).
+    wcs : `~astropy.wcs.WCS`, optional
+        WCS of *image* (overrides the image's own).
+    nsigma : float
+        Detection threshold in units of the noise of the smoothed image
+        (positive).
+    n_pixels : int
+        Minimum number of connected pixels above the threshold (photutils'
+        ``n_pixels``).
+    fwhm : `~astropy.units.Quantity`
+        FWHM of the Gaussian smoothing kernel, an angle or in ``u.pix``;
+        about the seeing.
+    box_size : int
+        Box size (pixels) of the background mesh.
+    filter_size : int
+        Median filter size (boxes) applied to the background mesh.
+    deblend : bool
+        Split blended sources (multi-thresholding and watershed; needs
+        scikit-image).
+    mask : array-like of bool, optional
+        Extra pixels to ignore (True = bad), on top of non-finite pixels and
+        the NDData mask.
+    progress : bool
+        Show a progress bar while deblending.
+
+    Returns
+    -------
+    `~m31clusters.catalog.Catalog`
+        One row per source: ``id``, ``x``, ``y`` (centroid, 0-based pixels),
+        ``coord`` (`~astropy.coordinates.SkyCoord`), ``flux`` (segment flux,
+        background subtracted, image units), ``area`` (segment area, pix**2)
+        and ``fwhm`` (arcsec, from the second moments).  Empty (with a
+        `~m31clusters.exceptions.NoDetectionsWarning`) if nothing is found.
+
+    Raises
+    ------
+    m31clusters.exceptions.NoWCSError
+        If the image has no celestial WCS, or a degenerate one (zero,
+        non-finite or singular pixel scale).
+    ValueError
+        If the image is not 2-D, has no valid pixel, or is too small for
+        *box_size*; if *nsigma*, *n_pixels*, *box_size* or *filter_size* is
+        not positive (or not finite, or not an integer where one is
+        needed), or *fwhm* is not positive and finite.
+    ImportError
+        If *deblend* is true and scikit-image is not installed.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from astropy.nddata import NDData
+    >>> from astropy.wcs import WCS
+    >>> from m31clusters.photometry import detect_sources
+    >>> w = WCS(naxis=2)
+    >>> w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    >>> w.wcs.crval = [10.6847, 41.2688]
+    >>> w.wcs.crpix = [64.5, 64.5]
+    >>> w.wcs.cdelt = [-0.187 / 3600, 0.187 / 3600]
+    >>> yy, xx = np.mgrid[:128, :128]
+    >>> rng = np.random.default_rng(0)
+    >>> data = rng.normal(100.0, 5.0, (128, 128))
+    >>> for x, y in [(30.0, 40.0), (90.0, 100.0)]:
+    ...     data += 500 * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * 1.5 ** 2))
+    >>> found = detect_sources(NDData(data, wcs=w), nsigma=5, box_size=32)
+    >>> print(np.round(found["x"], 1), np.round(found["y"], 1))
+    [30. 90.]  [ 40. 100.]
+    """
+    nsigma, n_pixels, box_size, filter_size = _check_parameters(
+        nsigma, n_pixels, box_size, filter_size)
+    data, wcs, nd_mask, _ = _image(image, wcs)
+    scale = _pixel_scale(wcs)
+    fwhm_pix = float(_to_pixels(fwhm, scale, "fwhm"))
+    bad = _bad_pixels(data, nd_mask)
+    if mask is not None:
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != data.shape:
+            raise ValueError(f"mask shape {mask.shape} != image shape {data.shape}")
+        bad |= mask
+    if bad.all():
+        raise ValueError("image has no valid pixel (all non-finite or masked)")
+    if min(data.shape) < box_size:
+        raise ValueError(
+            f"image of shape {data.shape} is smaller than box_size={box_size}; pass a "
+            "smaller box_size"
+        )
+    if deblend:
+        try:
+            import skimage  # noqa: F401  (photutils' deblending uses its watershed)
+        except ImportError:
+            raise ImportError(
+                "deblending needs scikit-image: pip install scikit-image, or pass deblend=False"
+            ) from None
+    meta = {"nsigma": nsigma, "n_pixels": n_pixels}
+    sub, rms = _background(data, bad, box_size, filter_size)
+    k1, kernel = _kernel(fwhm_pix)
+    convolved = _smooth(sub, k1)
+    # noise of the smoothed image: white noise is reduced by sqrt(sum(kernel**2))
+    threshold = nsigma * np.where(bad, np.inf, rms * np.sqrt(np.sum(kernel**2)))
+    segm = _segment(convolved, threshold, bad, n_pixels)
+    if segm is not None and deblend:
+        segm = _deblend(convolved, segm, n_pixels, progress)
+    if segm is None:
+        warnings.warn("no sources found above the detection threshold", NoDetectionsWarning)
+        return as_catalog(_empty(meta), copy=False)
+    return as_catalog(_catalog(sub, segm, convolved, bad, wcs, scale, meta), copy=False)
