@@ -289,6 +289,24 @@ def test_error_bad_values(tmp_path):
         write_cds(Table({"s": [1]}), tmp_path / "ReadMe", formats={"s": "X3"}, **KW)
 
 
+def test_error_object_column_and_non_ascii_readme_text(tmp_path):
+    # An object column used to be written as the text "{'a': 1}".
+    t = Table({"n": [1, 2], "meta": np.array([{"a": 1}, "x"], dtype=object)})
+    with pytest.raises(CDSFormatError, match=r"column 'meta', row 0: dict value \{'a': 1\} "
+                                             "is not text"):
+        write_cds(t, tmp_path / "ReadMe", **KW)
+    t = Table({"s": np.array(["ok", None], dtype=object)})
+    write_cds(t, tmp_path / "ReadMe", **KW)  # None is a blank, as in a masked column
+    assert read_cds(tmp_path / "ReadMe")["s"].mask.tolist() == [False, True]
+    # Non-ASCII text in the ReadMe used to raise UnicodeEncodeError.
+    for key, value in [("title", "Amas d'Androm\u00e8de"), ("authors", ["Zh\u0101ng J."]),
+                       ("abstract", "\u03c3 clipping"), ("keywords", ["M31", "\u00e9toiles"])]:
+        kw = dict(KW, **{key: value})
+        with pytest.raises(CDSFormatError, match=rf"^{key} .* non-ASCII character"):
+            write_cds(Table({"n": [1]}), tmp_path / "new" / "ReadMe", **kw)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ReadMe", "table1.dat"]
+
+
 def test_no_overwrite_without_permission(tmp_path):
     t = small_table()
     readme, data = write_cds(t, tmp_path / "ReadMe", **KW)

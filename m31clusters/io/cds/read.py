@@ -236,16 +236,20 @@ def _check_data(data_path, lines, tinfo, records, lrecl):
     Raises `CorruptFileError` naming the file, the line and the column for a
     record count that differs from the File Summary, a blank line, a line
     longer than ``Lrecl``, a numeric value cut by the end of a short line, a
-    missing or blank value in a column that is not nullable, and a value
+    missing or blank value in a column that is not nullable (a blank line
+    where some column is not), and a value
     that its format cannot hold (text in an ``I`` or ``F`` column, a decimal
     point in an ``I`` column).  A character (``A``) column may be blank, or
     cut by a line whose trailing blanks were removed.
     """
     name = str(data_path)
+    required = [c["label"] for c in tinfo["columns"]
+                if c["format"][0] != "A" and _nulls(c["explanation"]) is None]
     for k, line in enumerate(lines, 1):
-        if not line.strip():
+        if required and not line.strip():
             raise CorruptFileError(
-                f"{name!r}, line {k}: blank line (a CDS data file holds one record per line)"
+                f"{name!r}, line {k}: blank line (a CDS data file holds one record per line, "
+                f"and column {required[0]!r} is not nullable)"
             )
         if lrecl is not None and len(line) > lrecl:
             raise CorruptFileError(
@@ -382,10 +386,11 @@ def read_cds(readme_path, data_path=None, *, skycoord=True):
         description) or describes byte ranges that are reversed, overlap or
         disagree with their format; or if the data file does not match it:
         a zero-byte file, another number of records than the File Summary
-        says, a blank line, a line longer than ``Lrecl``, a numeric value
-        cut short by the end of the line, a missing or blank value in a
-        column that is not nullable (``?``), text in a numeric column.  The
-        message names the file, the line and the column.
+        says, a blank line (where a column is not nullable), a line longer
+        than ``Lrecl``, a numeric value cut short by the end of the line, a
+        missing or blank value in a column that is not nullable (``?``),
+        text in a numeric column.  The message names the file, the line and
+        the column.
 
     Examples
     --------

@@ -316,7 +316,12 @@ def _string_field(label, col, user_fmt):
                 ) from None
         elif value is None or value is np.ma.masked:
             continue
-        value = str(value)
+        elif not isinstance(value, str):
+            raise CDSFormatError(
+                f"column {label!r}, row {i}: {type(value).__name__} value {value!r} is not "
+                "text; a CDS column holds strings or numbers (convert the column, e.g. "
+                "to str, or drop it)"
+            )
         if not value.isascii():
             raise CDSFormatError(
                 f"column {label!r}, row {i}: {value!r} contains non-ASCII characters; "
@@ -625,6 +630,24 @@ def _authors_list(authors):
     return authors
 
 
+def _check_ascii(**texts):
+    """Raise CDSFormatError naming the first ReadMe field that is not ASCII text."""
+    for name, value in texts.items():
+        if value is None:
+            continue
+        items = [value] if isinstance(value, str) else list(value) \
+            if isinstance(value, list | tuple) else [value]
+        for item in items:
+            if not isinstance(item, str):
+                raise CDSFormatError(f"{name} must be text, got {type(item).__name__} {item!r}")
+            if not item.isascii():
+                bad = next(c for c in item if not c.isascii())
+                raise CDSFormatError(
+                    f"{name} {item!r} contains the non-ASCII character {bad!r}; a CDS "
+                    "ReadMe is ASCII only (transliterate it, e.g. 'é' -> 'e')"
+                )
+
+
 def _build_readme(fields, data_name, nrows, lrecl, *, title, authors, abstract, keywords,
                   description, explanation, catalog_id, year, date, notes):
     authors = _authors_list(authors)
@@ -787,6 +810,9 @@ def write_cds(table, readme_path, data_path=None, *, title, authors, abstract=No
         raise ValueError("readme_path and data_path must be different files")
     check_overwrite(readme_path, overwrite)
     check_overwrite(data_path, overwrite)
+    _check_ascii(title=title, authors=authors, abstract=abstract, keywords=keywords,
+                 description=description, explanation=explanation, catalog_id=catalog_id,
+                 data_path=data_path.name)
 
     fields = _prepare_fields(table, formats, coord_precision, limits)
     if not fields:
