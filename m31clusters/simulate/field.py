@@ -21,6 +21,7 @@ from ..geometry import (
     projected_radius,
 )
 from ..utils._io import atomic_path, check_overwrite
+from ..utils._progress import progress_bar
 from . import scene as _scene
 from .instrument import PANDAS, Instrument, _render_point_box
 from .profiles import _box_half, add_box, psf_kernel, render_intrinsic, split_position
@@ -54,9 +55,16 @@ class SimulatedField:
     truth_path : `~pathlib.Path`
         The truth table (ECSV).
     truth : `~astropy.table.Table`
-        Every simulated object (stars, clusters, galaxies).
+        Every simulated object (stars, clusters, galaxies), described
+        column by column (``truth[name].description``).
     catalog : `~astropy.table.Table`
         The simulated source catalogue (the content of ``m###p.ascd``).
+    placement : `~astropy.table.Table` or None
+        With ``clusters=``: one row per input cluster, in input order:
+        ``row``, ``status`` (``"placed"``, ``"outside"`` the simulated CCDs,
+        or ``"invalid"``: a masked or non-finite position, magnitude or
+        size), ``placed``, ``ccd``, ``x``, ``y`` (0-based pixels of that
+        CCD) and ``truth_id`` (the ``id`` of its truth row, -1 if not placed).
     """
 
     field: int
@@ -65,6 +73,7 @@ class SimulatedField:
     truth_path: Path
     truth: Table
     catalog: Table
+    placement: Table = None
 
 
 def megacam_layout(ccd_shape=_FULL_SHAPE):
@@ -121,8 +130,6 @@ class _Densities:
 
     def __init__(self, scene):
         self.scene = scene
-        kpc_per_arcmin = scene.distance * math.pi / (180 * 60)
-        self.gc_norm = scene.gc_number / (math.pi * 3.0**2) * kpc_per_arcmin**2
 
     def radii(self, wcs, x, y):
         """Deprojected and projected radii (kpc) of pixel positions (x, y)."""
@@ -133,21 +140,7 @@ class _Densities:
         return rdep.reshape(np.shape(x)), rproj.reshape(np.shape(x))
 
     def __call__(self, name, rdep, rproj):
-        s = self.scene
-        if name == "disc_old":
-            return s.disc_density * (1 - s.disc_young_fraction) * np.exp(
-                -rdep / s.disc_scale_length)
-        if name == "disc_young":
-            return s.disc_density * s.disc_young_fraction * np.exp(-rdep / s.disc_scale_length)
-        if name == "halo":
-            return s.halo_density * (np.maximum(rproj, 2.0) / 30.0) ** s.halo_slope
-        if name == "foreground":
-            return np.full(np.shape(rdep), s.foreground_density)
-        if name == "young_cluster":
-            return s.young_cluster_density * np.exp(-rdep / s.disc_scale_length)
-        if name == "old_cluster":
-            return self.gc_norm * (1 + rproj / 3.0) ** -3.0
-        raise ValueError(name)  # pragma: no cover
+        return _scene.component_density(self.scene, name, rdep, rproj)
 
 
 def _max_density(dens_fn, name, box, wcs):
@@ -217,19 +210,20 @@ def _resolve_field(field):
         field = int(text[1:])
     if isinstance(field, bool) or not isinstance(field, (int, np.integer)):
         raise TypeError(f"field must be an int or a name like 'm211', got {field!r}")
-    sel = fields["field"] == int(field)
+    ids = fields["PAndAS" if "PAndAS" in fields.colnames else "field"]
+    sel = ids == int(field)
     if not sel.any():
         raise ValueError(
-            f"unknown PAndAS field {field}; valid numbers are {fields['field'].min()}-"
-            f"{fields['field'].max()} (see m31clusters.geometry.pandas_fields())"
+            f"unknown PAndAS field {field}; valid numbers are {ids.min()}-"
+            f"{ids.max()} (see m31clusters.geometry.pandas_fields())"
         )
     row = fields[sel][0]
     return int(field), SkyCoord(float(row["ra"]), float(row["dec"]), unit="deg", frame="icrs")
 
 
-def simulate_field(field=None, n_ccds=36, ccd_shape=(4612, 2048), out_dir=".", seed=None,
-                   overwrite=False, progress=True, *, instrument=PANDAS, scene=M31_SCENE,
-                   catalog=True):
+def simulate_field(field=None, *, n_ccds=36, ccd_shape=(4612, 2048), out_dir=".", seed=None,
+                   overwrite=False, progress=False, instrument=PANDAS, scene=M31_SCENE,
+                   catalog=True, clusters=None):
     """
     Simulate one PAndAS field: g and i images, source catalogue and truth table.
 
@@ -250,6 +244,16 @@ def simulate_field(field=None, n_ccds=36, ccd_shape=(4612, 2048), out_dir=".", s
     S/N)``, and morphology flags from a noisy size measurement (see
     ``docs/simulate.rst``).  Blending is not modelled there.
 
+    With *clusters*, the given cluster population is placed instead of
+    the scene's own (e.g. the PHAT catalogue from
+    `m31clusters.datasets.load_phat_clusters`): each cluster at its sky
+    position, with its g and i magnitudes and its half-light radius, inside
+    the same crowded disc, stars, galaxies and noise (those do not depend on
+    *clusters*).  Profile shape, ellipticity and member stars are drawn as
+    for the scene's clusters, from a random stream of their own.  Clusters
+    outside the simulated CCDs are skipped; `SimulatedField.placement` says
+    which were placed where.
+
     Parameters
     ----------
     field : int or str, optional
@@ -267,13 +271,22 @@ def simulate_field(field=None, n_ccds=36, ccd_shape=(4612, 2048), out_dir=".", s
     overwrite : bool
         Replace existing output files.
     progress : bool
-        Show a progress bar over CCDs.
+        Show a progress bar over CCDs (default False).
     instrument : `~m31clusters.simulate.Instrument`
         Instrument model (default `PANDAS`); must have bands g and i.
     scene : `~m31clusters.simulate.Scene`
         Scene model (default `M31_SCENE`).
     catalog : bool
         Also write the ``m###p.ascd`` catalogue.
+    clusters : `~astropy.table.Table`, optional
+        Clusters to place instead of drawing them: a Table or
+        `~m31clusters.catalog.Catalog` with a ``coord`` SkyCoord column (or
+        ``ra`` and ``dec`` columns with angle units), ``g`` and ``i`` AB
+        magnitudes and ``Reff``, the half-light radius, with angle (or
+        length) units.  An optional ``population`` column (``"young"``:
+        EFF profile, ``"old"``: King profile) sets the profile; otherwise
+        clusters with g - i < 0.8 are young.  Masked or non-finite rows are
+        skipped (status ``"invalid"``).
 
     Returns
     -------
@@ -283,7 +296,9 @@ def simulate_field(field=None, n_ccds=36, ccd_shape=(4612, 2048), out_dir=".", s
     Raises
     ------
     ValueError
-        Unknown field, n_ccds outside 1-36, bad ccd_shape.
+        Unknown field, n_ccds outside 1-36, bad ccd_shape, a *clusters*
+        table without a required column or with a column lacking its units
+        (the message names the column).
     FileNotFoundError
         If *out_dir* does not exist.
     FileExistsError
@@ -316,6 +331,7 @@ def simulate_field(field=None, n_ccds=36, ccd_shape=(4612, 2048), out_dir=".", s
         raise TypeError(f"instrument must be an Instrument, got {type(instrument).__name__}")
     if not isinstance(scene, Scene):
         raise TypeError(f"scene must be a Scene, got {type(scene).__name__}")
+    given = None if clusters is None else _check_clusters(clusters, scene)
     bands = ("g", "i")
     for b in bands:
         instrument.check_band(b)
@@ -330,6 +346,9 @@ def simulate_field(field=None, n_ccds=36, ccd_shape=(4612, 2048), out_dir=".", s
 
     seq = np.random.SeedSequence(seed)
     children = seq.spawn(_NCOL * _NROW + 1)
+    # Streams of the given clusters' shapes and members, one per CCD (spawned
+    # after the others, so that the rest of the field does not depend on them).
+    cluster_seqs = seq.spawn(_NCOL * _NROW)
     field_rng = np.random.default_rng(children[-1])
     fwhm_as, beta = instrument.draw_psf(field_rng)
     fwhm_pix = {b: fwhm_as[b] / instrument.pixel_scale for b in bands}
@@ -355,15 +374,16 @@ def simulate_field(field=None, n_ccds=36, ccd_shape=(4612, 2048), out_dir=".", s
             for card in instrument.header_cards(b, fwhm_as[b]):
                 hdr[card[0]] = card[1:]
             fits.PrimaryHDU(header=hdr).writeto(tmps[b], overwrite=True)
-        iterator = ccds
-        if progress:
-            from tqdm.auto import tqdm
-            iterator = tqdm(ccds, desc=f"simulating m{field:03d}", unit="CCD")
-        for ccd in iterator:
+        for ccd in progress_bar(ccds, progress=progress, desc=f"simulating m{field:03d}",
+                                unit="CCD"):
             wcs = _ccd_wcs(center, corners[ccd], size, instrument.pixel_scale)
             rng = np.random.default_rng(children[ccd])
+            here = None
+            if given is not None:
+                here = _clusters_on_ccd(given, wcs, (ny, nx), center)
+                here["seed"] = cluster_seqs[ccd]
             images, truth, cat = _simulate_ccd(rng, wcs, (ny, nx), int(ccd), field, fwhm_pix,
-                                               beta, instrument, scene, catalog)
+                                               beta, instrument, scene, catalog, here)
             for b in bands:
                 hdr = wcs.to_header()
                 hdr["EXTNAME"] = f"ccd{int(ccd):02d}"
@@ -377,6 +397,7 @@ def simulate_field(field=None, n_ccds=36, ccd_shape=(4612, 2048), out_dir=".", s
             cats.append(cat)
         truth = vstack(truths, metadata_conflicts="silent") if truths else Table()
         truth["id"] = np.arange(len(truth))
+        _describe_truth(truth)
         truth.meta.update({"field": field, "seed": seed, "fwhm_g": fwhm_as["g"],
                            "fwhm_i": fwhm_as["i"], "beta": beta,
                            "zeropoint_g": instrument.zeropoint("g"),
@@ -386,8 +407,10 @@ def simulate_field(field=None, n_ccds=36, ccd_shape=(4612, 2048), out_dir=".", s
         catalogue = vstack(cats, metadata_conflicts="silent") if catalog else Table()
         if catalog:
             _write_ascd(catalogue, cat_path, overwrite)
+    placement = None if given is None else _placement(given, truth)
     return SimulatedField(field=field, images=paths, catalog_path=cat_path if catalog else None,
-                          truth_path=truth_path, truth=truth, catalog=catalogue)
+                          truth_path=truth_path, truth=truth, catalog=catalogue,
+                          placement=placement)
 
 
 def _write_ecsv_chunked(table, path, chunk=50000):
@@ -415,8 +438,9 @@ def _write_ascd(table, path, overwrite):
     write_pandas_ascd(table, path, overwrite=overwrite)
 
 
-def _simulate_ccd(rng, wcs, shape, ccd, field, fwhm_pix, beta, instrument, scene, catalog):
-    """Objects, images and catalogue rows of one CCD."""
+def _simulate_ccd(rng, wcs, shape, ccd, field, fwhm_pix, beta, instrument, scene, catalog,
+                  given=None):
+    """Objects, images and catalogue rows of one CCD (*given*: clusters to place)."""
     # scipy.signal costs ~0.4 s to import: only pay it when a field is simulated
     from scipy.signal import oaconvolve
 
@@ -449,14 +473,19 @@ def _simulate_ccd(rng, wcs, shape, ccd, field, fwhm_pix, beta, instrument, scene
     for kind in ("young", "old"):
         name = "young_cluster" if kind == "young" else "old_cluster"
         x, y = _thinned(rng, dens, name, 1.0, area, box, wcs)
+        gmag = _scene.sample_cluster_mags(rng, x.size, kind, scene)
         cls = _scene.sample_clusters(rng, x.size, kind, scene.cluster_mag_range,
                                      scene.cluster_reff_range, scene.resolved_fraction,
-                                     member_limit=scene.member_limit)
+                                     gmag=gmag, member_limit=scene.member_limit)
         from .stamps import _cluster_obj
         for xx, yy, cl in zip(x, y, cls, strict=True):
             obj = _cluster_obj(cl, xx, yy, pc_per_pix)
-            obj.update(kind="cluster", population=kind, reff_pc=cl["reff_pc"])
+            obj.update(kind="cluster", population=kind, reff_pc=cl["reff_pc"], cluster_row=-1)
             extended.append(obj)
+    if given is not None:
+        # The scene's own clusters were drawn above only so that everything
+        # else drawn from *rng* is the same with and without given clusters.
+        extended = _given_cluster_objs(given, scene, pc_per_pix)
     ngal = rng.poisson(scene.galaxy_density * _scene.number_ratio("galaxy", faint0) * area)
     gals = _scene.sample_galaxies(rng, ngal, faint0)
     gx = rng.uniform(box[0], box[1], ngal)
@@ -466,7 +495,8 @@ def _simulate_ccd(rng, wcs, shape, ccd, field, fwhm_pix, beta, instrument, scene
                          "reff_pix": gals["reff_arcsec"][j] / instrument.pixel_scale,
                          "q": gals["q"][j], "theta": gals["theta"][j],
                          "gmag": gals["gmag"][j], "imag": gals["imag"][j], "members": None,
-                         "kind": "galaxy", "population": "background", "reff_pc": np.nan})
+                         "kind": "galaxy", "population": "background", "reff_pc": np.nan,
+                         "cluster_row": -1})
 
     images = {}
     smooth_at = {}
@@ -545,6 +575,9 @@ def _simulate_ccd(rng, wcs, shape, ccd, field, fwhm_pix, beta, instrument, scene
          [0 if o.get("members") is None else len(o["members"]["x"]) for o in extended]])
     t["on_ccd"] = (x >= -0.5) & (x < nx - 0.5) & (y >= -0.5) & (y < ny - 0.5)
     t["faint_limit"] = np.full(n_s + n_e, faint) * u.mag
+    t["cluster_row"] = np.concatenate(
+        [np.full(n_s, -1), np.array([o["cluster_row"] for o in extended], dtype=int)])
+    _hard_negative_columns(t, images, margin, fwhm_pix, instrument)
     del white
     cat = _observe(t, smooth_at, fwhm_pix, beta, instrument, rng, field, ccd) if catalog else None
     return images, t, cat
@@ -569,7 +602,7 @@ def _observe(t, smooth_at, fwhm_pix, beta, instrument, rng, field, ccd):
         s2, s3 = np.sum(psf**2), np.sum(psf**3)
         sigma_psf = fwhm_pix[b] / 2.3548
         sigma_src = reff_pix / 1.1774
-        grow = 1.0 + (sigma_src / sigma_psf) ** 2  # effective-area growth of extended sources
+        grow = _size_growth(reff_pix, fwhm_pix[b])
         g = instrument.gain
         back = (instrument.sky_counts(b) + smooth_at[b]) * g + instrument.stack_read_noise()**2
         var_e = flux * g * s3 / s2**2 / np.sqrt(grow) + back * grow / s2
@@ -583,7 +616,7 @@ def _observe(t, smooth_at, fwhm_pix, beta, instrument, rng, field, ccd):
         t_ext = (sigma_obs + dsig * rng.standard_normal(flux.size) - sigma_psf) / dsig
         flag = np.where(t_ext < 2, -1, np.where(t_ext < 3, -2, np.where(t_ext < 5, 2, 1)))
         flag = np.where(snr[b] < 5, 0, flag)
-        peak = flux * psf.max() / grow + instrument.sky_counts(b)
+        peak = _peak_counts(flux, reff_pix, b, fwhm_pix[b], beta, instrument)
         flag = np.where(peak >= instrument.saturation, -9, flag)
         out[b + "_flag"] = flag
         out[b + "_ext"] = t_ext
@@ -620,3 +653,267 @@ def _observe(t, smooth_at, fwhm_pix, beta, instrument, rng, field, ccd):
     c["field"] = np.full(sel.size, field)
     c["truth_row"] = sel
     return c
+
+
+# ---------------------------------------------------------------------------
+# A given cluster population
+# ---------------------------------------------------------------------------
+def _column_values(table, name, unit, what):
+    """Float values of column *name* in *unit* (NaN where masked); errors name the column."""
+    col = table[name]
+    if hasattr(col, "filled"):
+        try:
+            col = col.filled(np.nan)
+        except (TypeError, ValueError):
+            raise ValueError(f"clusters column {name!r} must hold numbers ({what})") from None
+    col_unit = getattr(col, "unit", None)
+    if unit is None:  # magnitudes: no unit or mag
+        if col_unit is not None and col_unit not in (u.mag, u.dimensionless_unscaled):
+            raise u.UnitTypeError(
+                f"clusters column {name!r} must hold AB magnitudes (no unit or mag), "
+                f"got unit {col_unit!s}")
+        values = np.asarray(getattr(col, "value", col), dtype=float)
+    else:
+        if col_unit is None:
+            raise ValueError(f"clusters column {name!r} has no unit: give it {what} units "
+                             f"(e.g. {name} in {unit!s})")
+        try:
+            values = u.Quantity(col).to_value(unit)
+        except u.UnitConversionError:
+            raise u.UnitTypeError(f"clusters column {name!r} must have {what} units, "
+                                  f"got {col_unit!s}") from None
+        values = np.asarray(values, dtype=float)
+    return values.reshape(len(table))
+
+
+def _check_clusters(clusters, scene):
+    """Validated arrays of a given cluster catalogue (see `simulate_field`)."""
+    if not isinstance(clusters, Table):
+        raise TypeError("clusters must be an astropy Table or m31clusters Catalog, "
+                        f"got {type(clusters).__name__}")
+    names = clusters.colnames
+    missing = [c for c in ("g", "i", "Reff") if c not in names]
+    if "coord" not in names and not ("ra" in names and "dec" in names):
+        missing.insert(0, "coord (or ra and dec)")
+    if missing:
+        raise ValueError(f"clusters table lacks column(s) {', '.join(missing)}; "
+                         f"it has {names}")
+    n = len(clusters)
+    if "coord" in names:
+        coord = clusters["coord"]
+        if not isinstance(coord, SkyCoord):
+            raise TypeError(f"clusters column 'coord' must be a SkyCoord, "
+                            f"got {type(coord).__name__}")
+        coord = coord.icrs
+        lon, lat = coord.ra.deg, coord.dec.deg
+    else:
+        lon = _column_values(clusters, "ra", u.deg, "angle")
+        lat = _column_values(clusters, "dec", u.deg, "angle")
+    lon = np.asarray(lon, dtype=float).reshape(n)
+    lat = np.asarray(lat, dtype=float).reshape(n)
+    g = _column_values(clusters, "g", None, "magnitude")
+    i = _column_values(clusters, "i", None, "magnitude")
+    col = clusters["Reff"]
+    unit = getattr(col, "unit", None)
+    if unit is not None and u.Unit(unit).is_equivalent(u.pc):
+        reff_arcsec = _column_values(clusters, "Reff", u.pc, "length") / scene.pc_per_arcsec
+    else:
+        reff_arcsec = _column_values(clusters, "Reff", u.arcsec, "angle (or length)")
+    if "population" in names:
+        pop = np.asarray(clusters["population"]).astype(str)
+        bad = np.flatnonzero(~np.isin(pop, ("young", "old")))
+        if bad.size:
+            raise ValueError(f"clusters column 'population' must be 'young' or 'old'; "
+                             f"row {bad[0]} has {str(pop[bad[0]])!r}")
+        young = pop == "young"
+    else:
+        young = (g - i) < 0.8
+    valid = (np.isfinite(lon) & np.isfinite(lat) & np.isfinite(g) & np.isfinite(i)
+             & np.isfinite(reff_arcsec) & (reff_arcsec > 0))
+    lon_ok, lat_ok = np.where(valid, lon, 0.0), np.where(valid, lat, 0.0)
+    return {"coord": SkyCoord(lon_ok, lat_ok, unit="deg", frame="icrs"), "g": g, "i": i,
+            "reff_arcsec": reff_arcsec, "young": young, "valid": valid}
+
+
+def _clusters_on_ccd(given, wcs, shape, center, margin=20):
+    """The given clusters whose centres fall on one CCD or in its margin."""
+    ny, nx = shape
+    near = given["valid"] & (given["coord"].separation(center).deg < 2.0)
+    rows = np.flatnonzero(near)
+    x, y = (np.asarray(v, dtype=float) for v in wcs.world_to_pixel(given["coord"][rows]))
+    x, y = np.atleast_1d(x), np.atleast_1d(y)
+    keep = (np.isfinite(x) & np.isfinite(y) & (x >= -margin - 0.5) & (x < nx - 0.5 + margin)
+            & (y >= -margin - 0.5) & (y < ny - 0.5 + margin))
+    rows = rows[keep]
+    return {"row": rows, "x": x[keep], "y": y[keep], "g": given["g"][rows],
+            "i": given["i"][rows], "reff_arcsec": given["reff_arcsec"][rows],
+            "young": given["young"][rows]}
+
+
+def _given_cluster_objs(here, scene, pc_per_pix):
+    """Render dicts of the clusters placed on one CCD."""
+    from .stamps import _cluster_obj
+
+    rng = np.random.default_rng(here["seed"])
+    kinds = np.where(here["young"], "young", "old")
+    reff_pc = here["reff_arcsec"] * scene.pc_per_arcsec
+    cls = _scene.sample_clusters(rng, here["row"].size, kinds, scene.cluster_mag_range,
+                                 scene.cluster_reff_range, scene.resolved_fraction,
+                                 gmag=here["g"], imag=here["i"], reff_pc=reff_pc,
+                                 member_limit=scene.member_limit)
+    objs = []
+    for k, cl in enumerate(cls):
+        obj = _cluster_obj(cl, float(here["x"][k]), float(here["y"][k]), pc_per_pix)
+        obj.update(kind="cluster", population=cl["population"], reff_pc=cl["reff_pc"],
+                   cluster_row=int(here["row"][k]))
+        objs.append(obj)
+    return objs
+
+
+def _placement(given, truth):
+    """Where each given cluster went (see `SimulatedField.placement`)."""
+    n = given["g"].size
+    t = Table()
+    t["row"] = np.arange(n)
+    status = np.where(given["valid"], "outside", "invalid").astype("U7")
+    ccd = np.full(n, -1)
+    x = np.full(n, np.nan)
+    y = np.full(n, np.nan)
+    tid = np.full(n, -1)
+    sel = np.flatnonzero((np.asarray(truth["cluster_row"]) >= 0) & np.asarray(truth["on_ccd"]))
+    rows = np.asarray(truth["cluster_row"])[sel]
+    status[rows] = "placed"
+    ccd[rows] = np.asarray(truth["ccd"])[sel]
+    x[rows] = np.asarray(truth["x"])[sel]
+    y[rows] = np.asarray(truth["y"])[sel]
+    tid[rows] = np.asarray(truth["id"])[sel]
+    t["status"] = status
+    t["placed"] = status == "placed"
+    t["ccd"] = ccd
+    t["x"] = x * u.pix
+    t["y"] = y * u.pix
+    t["truth_id"] = tid
+    return t
+
+
+# ---------------------------------------------------------------------------
+# What each object is: the columns that classify false positives
+# ---------------------------------------------------------------------------
+#: Radius (arcsec) of the circle in which the truth's ``crowding`` counts stars.
+_CROWDING_RADIUS = 15.0
+#: Stars brighter than this g count for ``crowding``.
+_CROWDING_G = 23.0
+
+
+def _size_growth(reff_pix, fwhm_pix):
+    """Effective-area growth of a source of half-light radius *reff_pix* over a point source."""
+    sigma_psf = fwhm_pix / 2.3548
+    return 1.0 + (np.asarray(reff_pix) / 1.1774 / sigma_psf) ** 2
+
+
+def _peak_counts(flux, reff_pix, band, fwhm_pix, beta, instrument):
+    """Approximate peak pixel value (sky included, ADU) of sources of total *flux*."""
+    psf = instrument.psf_image(band, fwhm=fwhm_pix * instrument.pixel_scale, beta=beta)
+    return flux * psf.max() / _size_growth(reff_pix, fwhm_pix) + instrument.sky_counts(band)
+
+
+def _circle_inside(x, y, r, box, n=64, chunk=20000):
+    """Fraction of the circle of radius *r* about each (x, y) that lies inside *box*."""
+    k = np.arange(n) + 0.5
+    rad = r * np.sqrt(k / n)
+    ang = k * math.pi * (3.0 - math.sqrt(5.0))  # a sunflower: even cover of the disc
+    dx, dy = rad * np.cos(ang), rad * np.sin(ang)
+    out = np.empty(x.size)
+    for a in range(0, x.size, chunk):
+        px = x[a:a + chunk, None] + dx
+        py = y[a:a + chunk, None] + dy
+        inside = (px >= box[0]) & (px < box[1]) & (py >= box[2]) & (py < box[3])
+        out[a:a + chunk] = inside.mean(axis=1)
+    return out
+
+
+def _hard_negative_columns(t, images, margin, fwhm_pix, instrument):
+    """Add saturation, edge distance, crowding and blending columns to a CCD's truth."""
+    from scipy.ndimage import maximum_filter
+    from scipy.spatial import cKDTree
+
+    ny, nx = images["g"].shape
+    x, y = np.asarray(t["x"], dtype=float), np.asarray(t["y"], dtype=float)
+    on = np.asarray(t["on_ccd"])
+    ix = np.clip(np.floor(x + 0.5).astype(int), 0, nx - 1)
+    iy = np.clip(np.floor(y + 0.5).astype(int), 0, ny - 1)
+    sat = np.zeros(len(t), bool)
+    for b, image in images.items():
+        level = (instrument.saturation - instrument.sky_counts(b)) * (1 - 1e-6)
+        near_sat = maximum_filter(image >= level, size=3, mode="constant")
+        sat |= on & near_sat[iy, ix]
+    t["saturated"] = sat
+    t["edge_distance"] = np.minimum.reduce(
+        [x + 0.5, nx - 0.5 - x, y + 0.5, ny - 0.5 - y]) * u.pix
+    # Crowding: g < 23 stars within 15 arcsec, per arcmin^2, corrected for the
+    # part of the circle beyond the simulated area; the object itself not counted.
+    gmag = np.asarray(t["gmag"], dtype=float)
+    bright = (np.asarray(t["kind"]) == "star") & (gmag < _CROWDING_G)
+    r = _CROWDING_RADIUS / instrument.pixel_scale
+    xy = np.column_stack([x, y])
+    if bright.any():
+        counts = cKDTree(xy[bright]).query_ball_point(xy, r, return_length=True)
+        counts = np.asarray(counts, dtype=float) - bright
+    else:
+        counts = np.zeros(len(t))
+    box = (-margin - 0.5, nx - 0.5 + margin, -margin - 0.5, ny - 0.5 + margin)
+    frac = np.maximum(_circle_inside(x, y, r, box), 1.0 / 64)
+    t["crowding"] = counts / (frac * math.pi * (_CROWDING_RADIUS / 60.0) ** 2) / u.arcmin**2
+    # Blends: other objects within one i-band FWHM.
+    fg = 10 ** (-0.4 * gmag)
+    n_blend = np.zeros(len(t), int)
+    total = fg.copy()
+    if len(t) > 1:
+        pairs = cKDTree(xy).query_pairs(fwhm_pix["i"], output_type="ndarray")
+        if pairs.size:
+            a, b = pairs[:, 0], pairs[:, 1]
+            np.add.at(total, a, fg[b])
+            np.add.at(total, b, fg[a])
+            np.add.at(n_blend, a, fg[b] >= 0.25 * fg[a])
+            np.add.at(n_blend, b, fg[a] >= 0.25 * fg[b])
+    t["n_blend"] = n_blend
+    t["blend_gmag"] = -2.5 * np.log10(total) * u.mag
+
+
+_TRUTH_DESCRIPTIONS = {
+    "kind": "star, cluster or galaxy (a star with n_blend > 0 is part of a blend)",
+    "population": "disc_old, disc_young (young blue disc stars), halo, foreground (Milky Way); "
+                  "young/old (clusters); background (galaxies)",
+    "field": "PAndAS field number",
+    "ccd": "MegaCam CCD number (image extension CCDNUM)",
+    "x": "0-based x pixel in the CCD image",
+    "y": "0-based y pixel in the CCD image",
+    "ra": "right ascension (ICRS)",
+    "dec": "declination (ICRS)",
+    "gmag": "total g magnitude (AB)",
+    "imag": "total i magnitude (AB)",
+    "reff_arcsec": "half-light radius along the major axis (0 for stars)",
+    "reff_pc": "half-light radius at the scene's distance (clusters; 0 stars, NaN galaxies)",
+    "profile": "psf, king, eff or sersic",
+    "shape": "King concentration c, EFF gamma or Sersic n",
+    "q": "axis ratio",
+    "theta": "major-axis angle from +x",
+    "n_members": "cluster stars drawn individually",
+    "on_ccd": "centre on the CCD (else in the 20-pixel margin around it)",
+    "faint_limit": "faintest i of the M31 stars drawn one by one on this CCD (crowding limit)",
+    "cluster_row": "row of the clusters= table this cluster came from (-1: not given)",
+    "saturated": "a pixel within one pixel of the centre is saturated in g or i (by this "
+                 "object or a brighter neighbour)",
+    "edge_distance": "distance of the centre from the nearest CCD edge (negative: off the CCD)",
+    "crowding": f"density of g < {_CROWDING_G:g} stars within {_CROWDING_RADIUS:g} arcsec "
+                "(the object itself not counted)",
+    "n_blend": "other objects within one i-band FWHM with at least 1/4 of this one's g flux",
+    "blend_gmag": "g magnitude of this object plus every object within one i-band FWHM",
+    "id": "row number",
+}
+
+
+def _describe_truth(t):
+    for name, text in _TRUTH_DESCRIPTIONS.items():
+        if name in t.colnames:
+            t[name].description = text

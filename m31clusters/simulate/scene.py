@@ -16,13 +16,18 @@ magnitudes drawn from a luminosity function made of exponential pieces
 * Milky Way foreground: uniform, a flat luminosity function, turn-off
   (g - i ~ 0.65) and M-dwarf (g - i ~ 1.2-3) colours;
 * background galaxies: Sersic profiles, counts ``dN/dm ~ 10**(0.33 m)``,
-  size-magnitude relation ``log10(reff / arcsec) = -0.1 - 0.1 (i - 22)``
-  with 0.15 dex scatter;
-* young disc clusters (EFF profiles, blue) following the disc and old
-  globular clusters (King profiles, red) following a ``(1 + R/3 kpc)**-3``
-  halo profile, g = 15-22, reff = 0.5-10 pc, partly resolved: their stars
-  brighter than i = 23 are drawn one by one (stochastically, so that faint
-  low-mass clusters are lumpy).
+  size-magnitude relation ``log10(reff / arcsec) = -0.25 - 0.1 (i - 22)``
+  with 0.2 dex scatter (median 0.56 arcsec at i = 22, like faint galaxies
+  measured with HST; a few per cent are as compact as a cluster's 0.3
+  arcsec), discs (Sersic n 0.7-1.5) and concentrated spheroids (n 2.5-4);
+* young disc clusters (EFF profiles, blue) following the disc, with counts
+  rising like ``dN/dg ~ 10**(0.37 g)`` (the PHAT clusters' F475W counts), and
+  old globular clusters (King profiles, red) following a ``(1 + R/3 kpc)**-3``
+  halo profile with a Gaussian luminosity function (peak g = 17.9, sigma 1.2),
+  g = 15-22, reff = 0.5-10 pc, partly resolved: their stars brighter than
+  i = 23 are drawn one by one (stochastically, so that faint low-mass
+  clusters are lumpy).  The default densities give the PHAT footprint as many
+  clusters brighter than g = 21 as PHAT found there (see `Scene.cluster_density`).
 
 Stars fainter than the resolved limit (i = 25.5, or brighter where the
 density would exceed ``max_resolved_density``) are not drawn one by one:
@@ -93,11 +98,25 @@ class Scene:
     galaxy_density : float
         Background galaxy density.
     young_cluster_density : float
-        Young cluster density at the centre (falls off like the disc).
+        Young cluster density at the centre (falls off like the disc), per
+        arcmin^2 with g in ``cluster_mag_range``.  The default, 9.2, puts
+        ~1260 young clusters with g < 21 in the PHAT footprint, which with
+        the globulars there matches PHAT's 1399 clusters with F475W < 21
+        (Johnson et al. 2015).
     gc_number : float
-        Total number of old globular clusters (``(1 + R/3 kpc)**-3`` profile).
+        Total number of old globular clusters (``(1 + R/3 kpc)**-3``
+        profile) with g in ``cluster_mag_range``; default 625, the confirmed
+        globulars of the Revised Bologna Catalogue v5.
     cluster_mag_range : (float, float)
         Range of cluster g magnitudes.
+    cluster_lf_slope : float
+        Young clusters' luminosity function ``dN/dg ~ 10**(slope g)`` in
+        `simulate_field` (default 0.37, PHAT's F475W counts from 18 to 21).
+    gc_lf_peak, gc_lf_sigma : float
+        Gaussian luminosity function of the old globulars in
+        `simulate_field`: peak g (default 17.9: the median V = 17.6 of the
+        RBC v5 confirmed globulars plus g - V = 0.3) and dispersion (default
+        1.2 mag).
     cluster_reff_range : (float, float)
         Range of cluster half-light radii, pc (log-uniform).
     resolved_fraction : float
@@ -130,9 +149,12 @@ class Scene:
     halo_slope: float = -3.0
     foreground_density: float = 1.5
     galaxy_density: float = 15.0
-    young_cluster_density: float = 2.0
-    gc_number: float = 450.0
+    young_cluster_density: float = 9.2
+    gc_number: float = 625.0
     cluster_mag_range: tuple = (15.0, 22.0)
+    cluster_lf_slope: float = 0.37
+    gc_lf_peak: float = 17.9
+    gc_lf_sigma: float = 1.2
     cluster_reff_range: tuple = (0.5, 10.0)
     resolved_fraction: float = 1.0
     member_limit: float = 23.0
@@ -154,6 +176,8 @@ class Scene:
             raise ValueError(f"Scene.cluster_reff_range must satisfy 0 < lo <= hi, got {(lo, hi)}")
         if not 0 <= self.disc_young_fraction <= 1 or not 0 <= self.resolved_fraction <= 1:
             raise ValueError("Scene fractions must lie in [0, 1]")
+        if self.gc_lf_sigma <= 0:
+            raise ValueError(f"Scene.gc_lf_sigma must be positive, got {self.gc_lf_sigma}")
 
     def replace(self, **changes):
         """A copy with some parameters changed."""
@@ -164,9 +188,110 @@ class Scene:
         """Parsecs per arcsec at `distance`."""
         return self.distance * 1e3 * math.pi / (180 * 3600)
 
+    def cluster_density(self, positions, *, g_limit=None):
+        """
+        Expected sky density of the clusters `simulate_field` draws.
+
+        Parameters
+        ----------
+        positions : `~astropy.coordinates.SkyCoord`
+            Where to evaluate it.
+        g_limit : float, optional
+            Count only clusters brighter than this g magnitude (AB); default:
+            all of ``cluster_mag_range``.
+
+        Returns
+        -------
+        young, old : `~astropy.units.Quantity`
+            Densities (per arcmin^2) of young disc clusters and old globulars,
+            shaped like *positions*.
+
+        Examples
+        --------
+        In the PHAT region of the disc (10 kpc deprojected along the major
+        axis), about one cluster brighter than g = 21 per 1.5 arcmin^2:
+
+        >>> import astropy.units as u
+        >>> from m31clusters.geometry import M31_CENTER
+        >>> from m31clusters.simulate import M31_SCENE
+        >>> here = M31_CENTER.directional_offset_by(38 * u.deg, 0.73 * u.deg)
+        >>> young, old = M31_SCENE.cluster_density(here, g_limit=21.0)
+        >>> print(f"{young.value:.2f} {old.value:.3f} {young.unit}")
+        0.59 0.014 1 / arcmin2
+        """
+        from astropy import units as u
+
+        from ..geometry import deprojected_radius, projected_radius
+
+        dist = self.distance * u.kpc
+        rdep = np.asarray(deprojected_radius(positions, distance=dist).to_value(u.kpc))
+        rproj = np.asarray(projected_radius(positions, distance=dist).to_value(u.kpc))
+        young = component_density(self, "young_cluster", rdep, rproj)
+        old = component_density(self, "old_cluster", rdep, rproj)
+        if g_limit is not None:
+            young = young * cluster_mag_fraction(self, "young", g_limit)
+            old = old * cluster_mag_fraction(self, "old", g_limit)
+        return young / u.arcmin**2, old / u.arcmin**2
+
 
 #: The default scene: M31 as seen by PAndAS.
 M31_SCENE = Scene()
+
+
+def component_density(scene, name, rdep, rproj):
+    """
+    Sky density (per arcmin^2) of one component at deprojected / projected radii (kpc).
+
+    Stars count down to i = 25; clusters over ``scene.cluster_mag_range``.
+    """
+    s = scene
+    if name == "disc_old":
+        return s.disc_density * (1 - s.disc_young_fraction) * np.exp(-rdep / s.disc_scale_length)
+    if name == "disc_young":
+        return s.disc_density * s.disc_young_fraction * np.exp(-rdep / s.disc_scale_length)
+    if name == "halo":
+        return s.halo_density * (np.maximum(rproj, 2.0) / 30.0) ** s.halo_slope
+    if name == "foreground":
+        return np.full(np.shape(rdep), s.foreground_density)
+    if name == "young_cluster":
+        return s.young_cluster_density * np.exp(-rdep / s.disc_scale_length)
+    if name == "old_cluster":
+        kpc_per_arcmin = s.distance * math.pi / (180 * 60)
+        norm = s.gc_number / (math.pi * 3.0**2) * kpc_per_arcmin**2
+        return norm * (1 + rproj / 3.0) ** -3.0
+    raise ValueError(name)  # pragma: no cover
+
+
+def _gc_cdf(scene, g):
+    from scipy.special import ndtr
+
+    return float(ndtr((g - scene.gc_lf_peak) / scene.gc_lf_sigma))
+
+
+def cluster_mag_fraction(scene, kind, g_limit):
+    """Fraction of the *kind* ("young"/"old") clusters of *scene* brighter than *g_limit*."""
+    lo, hi = scene.cluster_mag_range
+    lim = min(max(float(g_limit), lo), hi)
+    if kind == "young":
+        lf = _PiecewiseLF([(lo, hi, scene.cluster_lf_slope, 1.0)])
+        total = lf.number(lo, hi)
+        return lf.number(lo, lim) / total if total > 0 else float(lim >= hi)
+    c0, c1 = _gc_cdf(scene, lo), _gc_cdf(scene, hi)
+    return (_gc_cdf(scene, lim) - c0) / (c1 - c0) if c1 > c0 else float(lim >= hi)
+
+
+def sample_cluster_mags(rng, n, kind, scene):
+    """g magnitudes of *n* clusters of *kind* from the scene's luminosity functions."""
+    from scipy.special import ndtri
+
+    lo, hi = scene.cluster_mag_range
+    if n == 0 or lo == hi:
+        return np.full(n, float(lo))
+    if kind == "young":
+        return _PiecewiseLF([(lo, hi, scene.cluster_lf_slope, 1.0)]).sample(rng, n, lo, hi)
+    c0, c1 = _gc_cdf(scene, lo), _gc_cdf(scene, hi)
+    u_ = np.clip(c0 + rng.random(n) * (c1 - c0), 1e-300, 1 - 1e-16)
+    return np.clip(scene.gc_lf_peak + scene.gc_lf_sigma * ndtri(u_), lo, hi)
 
 
 # ---------------------------------------------------------------------------
@@ -333,7 +458,7 @@ def sample_galaxies(rng, n, faint):
     q = np.where(disk, rng.uniform(0.25, 1.0, n), rng.uniform(0.6, 1.0, n))
     gi = np.where(disk, rng.normal(0.7, 0.3, n), rng.normal(1.3, 0.2, n))
     gi = np.clip(gi, 0.0, 2.2)
-    log_re = -0.1 - 0.1 * (imag - 22.0) + 0.15 * rng.standard_normal(n)
+    log_re = -0.25 - 0.1 * (imag - 22.0) + 0.2 * rng.standard_normal(n)
     return {
         "gmag": imag + gi, "imag": imag, "reff_arcsec": 10**log_re, "shape": sersic,
         "q": q, "theta": rng.uniform(0, np.pi, n),
@@ -382,11 +507,13 @@ def _bright_members(rng, young, gmag, gi, profile, shape, member_limit):
 
 
 def sample_clusters(rng, n, kind, mag_range, reff_range_pc, resolved_fraction,
-                    gmag=None, member_limit=23.0):
+                    gmag=None, member_limit=23.0, imag=None, reff_pc=None):
     """
     Star clusters: list of dicts with integrated magnitudes, profile and members.
 
     kind: "young" (EFF, blue), "old" (King, red) or an array of those.
+    *gmag*, *imag* and *reff_pc* (arrays of n) fix the magnitudes and sizes
+    instead of drawing them (the same random numbers are used either way).
     """
     kinds = np.broadcast_to(np.asarray(kind), (n,))
     lo, hi = mag_range
@@ -396,6 +523,10 @@ def sample_clusters(rng, n, kind, mag_range, reff_range_pc, resolved_fraction,
         g = rng.uniform(lo, hi) if gmag is None else float(gmag[k])
         gi = rng.uniform(-0.3, 0.8) if young else rng.uniform(0.8, 1.4)
         reff = float(np.exp(rng.uniform(np.log(reff_range_pc[0]), np.log(reff_range_pc[1]))))
+        if imag is not None:
+            gi = g - float(imag[k])
+        if reff_pc is not None:
+            reff = float(reff_pc[k])
         if young:
             profile, shape = "eff", rng.uniform(2.6, 4.0)
             q = rng.uniform(0.7, 1.0)
