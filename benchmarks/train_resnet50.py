@@ -95,7 +95,7 @@ def main():
     clf.fit(train, ttrain["label"], validation=(val, tval["label"]), epochs=args.epochs,
             batch_size=args.batch, early_stopping=args.patience, monitor=args.monitor,
             checkpoint=args.checkpoint,
-            overwrite=True, callbacks=callbacks, verbose=2)
+            overwrite=True, callbacks=callbacks, progress=True)
     fit_s = time.perf_counter() - t_fit
     n_epochs = len(clf.history["loss"])
     print(f"trained {n_epochs} epochs in {fit_s / 60:.1f} min "

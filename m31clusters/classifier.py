@@ -32,11 +32,14 @@ from .utils._metrics import (
     pr_curve,
     roc_curve,
 )
+from .utils._progress import PROGRESS_DEFAULT, progress_bar
 
 __all__ = ["ClusterClassifier"]
 
 _FORMAT = "m31clusters.ClusterClassifier"
 _FORMAT_VERSION = 1
+#: ``format_version`` values `ClusterClassifier.load` reads.
+_READABLE_FORMAT_VERSIONS = (1,)
 _MODEL_MEMBER = "model.keras"
 _META_MEMBER = "metadata.json"
 
@@ -52,18 +55,110 @@ def _keras():
     return keras
 
 
-def _normalization_kwargs(normalization):
-    """Turn ``"asinh"`` or ``{"method": "asinh", ...}`` into Cutout.normalize kwargs."""
+def _normalization_kwargs(normalization, name="normalization"):
+    """
+    Turn ``"asinh"`` or ``{"method": "asinh", ...}`` into Cutout.normalize kwargs.
+
+    The method and its parameters are checked here (by normalising a dummy
+    stamp), so that a bad normalisation fails when the classifier is made or
+    loaded, not at the first prediction.
+    """
+    from .cutout import Cutout
+
     if normalization is None:
-        return {"method": "none"}
-    if isinstance(normalization, str):
-        return {"method": normalization}
-    if isinstance(normalization, dict) and "method" in normalization:
-        return dict(normalization)
-    raise ValueError(
-        "normalization must be a method name (e.g. 'asinh') or a dict with a 'method' key; "
-        f"got {normalization!r}"
-    )
+        kwargs = {"method": "none"}
+    elif isinstance(normalization, str):
+        kwargs = {"method": normalization}
+    elif isinstance(normalization, dict) and "method" in normalization:
+        kwargs = dict(normalization)
+    else:
+        raise ValueError(
+            f"{name} must be a method name (e.g. 'asinh') or a dict with a 'method' key; "
+            f"got {normalization!r}"
+        )
+    try:
+        config = Cutout(np.ones((1, 2, 2, 2), np.float32)).normalize(**kwargs).normalization
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"bad {name} {normalization!r}: {exc}") from None
+    bad = [k for k, v in config.items() if k not in ("method", "fill_value")
+           and not math.isfinite(v)]
+    if bad:
+        raise ValueError(f"bad {name} {normalization!r}: {bad[0]} must be finite")
+    return kwargs
+
+
+def _as_int(value, name, minimum=None):
+    """*value* as an int (refusing 2.5, "x", True), at least *minimum*."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise ValueError(f"{name} must be an integer; got {value!r}")
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}; got {value}")
+    return value
+
+
+def _as_float(value, name, low=None, high=None, low_open=False):
+    """*value* as a finite float in [low, high] (or (low, high] with *low_open*)."""
+    try:
+        if isinstance(value, bool | str | bytes):
+            raise TypeError
+        out = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number; got {value!r}") from None
+    if not math.isfinite(out):
+        raise ValueError(f"{name} must be finite; got {value!r}")
+    if low is not None and (out < low or (low_open and out == low)):
+        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low:g}; got {value!r}")
+    if high is not None and out > high:
+        raise ValueError(f"{name} must be <= {high:g}; got {value!r}")
+    return out
+
+
+def _check_threshold(threshold, name="threshold"):
+    """A decision threshold: a finite probability in [0, 1]."""
+    return _as_float(threshold, name, 0.0, 1.0)
+
+
+def _check_both_classes(y, what):
+    """Raise ValueError unless the 0/1 labels *y* hold both classes."""
+    n_pos = int(np.count_nonzero(y))
+    if n_pos == 0 or n_pos == y.size:
+        raise ValueError(
+            f"{what} hold one class only ({n_pos} clusters and {y.size - n_pos} "
+            "non-clusters); a classifier needs both clusters (1) and non-clusters (0)"
+        )
+
+
+def _unscorable(cutouts):
+    """
+    Stamps that cannot be scored: (N,) bool, True where a band of the stamp has
+    no valid pixel (every pixel masked or non-finite).
+    """
+    n = len(cutouts)
+    if n == 0:
+        return np.zeros(0, bool)
+    invalid = np.asarray(cutouts.mask) | ~np.isfinite(np.asarray(cutouts.data))
+    return invalid.reshape(n, -1, invalid.shape[-1]).all(axis=1).any(axis=1)
+
+
+def _empty_band_message(cutouts, empty, offset=0, what="stamp"):
+    i = int(np.flatnonzero(empty)[0])
+    invalid = np.asarray(cutouts.mask[i]) | ~np.isfinite(np.asarray(cutouts.data[i]))
+    bands = [b for b, e in zip(cutouts.bands, invalid.reshape(-1, invalid.shape[-1]).all(axis=0),
+                               strict=True) if e]
+    return (f"{int(empty.sum())} {what}s have no valid pixel in a band (first: {what} "
+            f"{i + offset}, band {', '.join(bands)})")
+
+
+def _safe_mode_scope():
+    """
+    Keras' own safe-mode scope: inside it, deserialisation refuses to run code
+    (``Lambda`` layers, arbitrary functions) whatever the session's global
+    setting (``keras.config.enable_unsafe_deserialization()`` included).
+    """
+    from keras.src.saving.serialization_lib import SafeModeScope
+
+    return SafeModeScope(True)
 
 
 def _dihedral_batch(x, k):
@@ -95,12 +190,15 @@ def _class_weights(labels, class_weight):
         counts = np.bincount(labels, minlength=2)
         return {c: (n / (2.0 * counts[c]) if counts[c] else 0.0) for c in (0, 1)}
     try:
-        return {0: float(class_weight[0]), 1: float(class_weight[1])}
-    except (KeyError, TypeError, ValueError):
+        weights = {c: _as_float(class_weight[c], f"class_weight[{c}]", 0.0) for c in (0, 1)}
+    except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(
-            "class_weight must be 'balanced', a dict {0: w0, 1: w1} or None; "
-            f"got {class_weight!r}"
+            "class_weight must be 'balanced', a dict {0: w0, 1: w1} of finite weights >= 0, "
+            f"or None; got {class_weight!r} ({exc})"
         ) from None
+    if not weights[0] + weights[1] > 0:
+        raise ValueError(f"class_weight gives both classes zero weight: {class_weight!r}")
+    return weights
 
 
 def _bce(labels, proba, weights=None):
@@ -122,6 +220,134 @@ def _to_builtin(obj):
     if isinstance(obj, float) and not math.isfinite(obj):
         return None if math.isnan(obj) else obj
     return obj
+
+
+_THRESHOLD_METRICS = ("f1", "accuracy", "youden", "balanced_accuracy")
+
+
+def _validate_metadata(meta, path):
+    """
+    Check every field of a saved classifier's ``metadata.json``.
+
+    Returns ``(config, state)``: the constructor arguments and the fitted
+    state (threshold, metrics, history, recorded normalisation, versions).
+    Raises `CorruptFileError` naming *path* and the first bad field.
+    """
+    where = str(path)
+
+    def bad(field, why):
+        return CorruptFileError(f"{where!r}: bad metadata field {field!r}: {why}")
+
+    if not isinstance(meta, dict) or meta.get("format") != _FORMAT:
+        raise CorruptFileError(f"{where!r} is not a saved ClusterClassifier")
+    version = meta.get("format_version")
+    if isinstance(version, bool) or version not in _READABLE_FORMAT_VERSIONS:
+        raise bad("format_version", f"{version!r} is not one this version reads "
+                  f"({', '.join(map(str, _READABLE_FORMAT_VERSIONS))}); the file was written by "
+                  "another version of m31clusters")
+    required = ("architecture", "input_shape", "bands", "normalization", "normalize_kwargs",
+                "threshold", "threshold_metric", "metrics", "history", "seed",
+                "learning_rate")
+    for field in required:
+        if field not in meta:
+            raise bad(field, "missing")
+
+    arch = meta["architecture"]
+    if not isinstance(arch, str) or not (arch in ARCHITECTURES or arch.startswith("custom:")):
+        raise bad("architecture", f"{arch!r} is neither one of {', '.join(ARCHITECTURES)} nor "
+                  "'custom:<name>'")
+    bands = meta["bands"]
+    if (not isinstance(bands, list) or not bands
+            or not all(isinstance(b, str) and b for b in bands)):
+        raise bad("bands", f"{bands!r} is not a non-empty list of band names")
+    if len(set(bands)) != len(bands):
+        raise bad("bands", f"{bands!r} has duplicate bands")
+    shape = meta["input_shape"]
+    if (not isinstance(shape, list) or len(shape) != 3
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape)):
+        raise bad("input_shape", f"{shape!r} is not three positive integers (H, W, C)")
+    if shape[2] != len(bands):
+        raise bad("bands", f"{len(bands)} bands {bands!r} for {shape[2]} input channels "
+                  f"(input_shape {shape!r})")
+    try:
+        kwargs = _normalization_kwargs(meta["normalize_kwargs"], name="normalize_kwargs")
+    except ValueError as exc:
+        raise bad("normalize_kwargs", exc) from None
+    recorded = meta["normalization"]
+    try:
+        _normalization_kwargs(recorded, name="normalization")
+    except ValueError as exc:
+        raise bad("normalization", exc) from None
+    mismatch = [k for k in kwargs if k in recorded and recorded[k] != kwargs[k]]
+    if mismatch:
+        raise bad("normalization", f"{recorded!r} contradicts normalize_kwargs {kwargs!r} "
+                  f"({mismatch[0]})")
+    threshold = meta["threshold"]
+    if (isinstance(threshold, bool) or not isinstance(threshold, int | float)
+            or not 0.0 <= threshold <= 1.0):  # NaN fails too
+        raise bad("threshold", f"{threshold!r} is not a probability in [0, 1]")
+    tm = meta["threshold_metric"]
+    if tm is not None and not (
+        tm in _THRESHOLD_METRICS
+        or (isinstance(tm, str) and tm.startswith("purity>=")
+            and _is_probability_text(tm[len("purity>="):]))
+    ):
+        raise bad("threshold_metric", f"{tm!r} is not None, one of "
+                  f"{', '.join(_THRESHOLD_METRICS)} or 'purity>=<p>'")
+    metrics = meta["metrics"] if meta["metrics"] is not None else {}
+    if not isinstance(metrics, dict) or not all(
+        v is None or (isinstance(v, int | float) and not isinstance(v, bool))
+        for v in metrics.values()
+    ):
+        raise bad("metrics", "not a dict of numbers")
+    history = meta["history"] if meta["history"] is not None else {}
+    if not isinstance(history, dict):
+        raise bad("history", "not a dict")
+    for key, value in history.items():
+        ok = (isinstance(value, list) and all(
+            v is None or (isinstance(v, int | float) and not isinstance(v, bool)) for v in value
+        )) or (key == "best_epoch" and isinstance(value, int) and value >= 0) or (
+            key == "monitor" and isinstance(value, str))
+        if not ok:
+            raise bad(f"history.{key}", f"{value!r} is not a list of numbers")
+    seed = meta["seed"]
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise bad("seed", f"{seed!r} is not a non-negative integer")
+    lr = meta["learning_rate"]
+    if isinstance(lr, bool) or not isinstance(lr, int | float) or not 0 <= lr < math.inf:
+        raise bad("learning_rate", f"{lr!r} is not a finite number >= 0")
+    data_format = meta.get("data_format", "channels_last")
+    if data_format not in ("channels_last", "channels_first"):
+        raise bad("data_format", f"{data_format!r} is not 'channels_last' or 'channels_first'")
+    versions = meta.get("versions", {})
+    if not isinstance(versions, dict) or not all(isinstance(v, str) for v in versions.values()):
+        raise bad("versions", "not a dict of version strings")
+    config = {
+        "architecture": arch,
+        "input_shape": tuple(shape),
+        "bands": tuple(bands),
+        "normalization": kwargs,
+        "seed": seed,
+        "learning_rate": float(lr),
+        "data_format": data_format,
+    }
+    state = {
+        "normalization": dict(recorded),
+        "threshold": float(threshold),
+        "threshold_metric": tm,
+        "metrics": dict(metrics),
+        "history": dict(history),
+        "versions": dict(versions),
+    }
+    return config, state
+
+
+def _is_probability_text(text):
+    try:
+        value = float(text)
+    except ValueError:
+        return False
+    return 0.0 < value <= 1.0
 
 
 def _default_distribution(distribution):
@@ -237,13 +463,18 @@ class ClusterClassifier:
         keras = _keras()
         if seed is None:
             seed = int(np.random.SeedSequence().generate_state(1)[0] % (2**31 - 1))
-        self.seed = int(seed)
-        self.bands = tuple(str(b) for b in bands)
+        self.seed = _as_int(seed, "seed", minimum=0)
+        if isinstance(bands, str) or not all(isinstance(b, str) and b for b in bands):
+            raise BandError(
+                f"bands must be a sequence of non-empty band names (e.g. ('g', 'i')); "
+                f"got {bands!r}"
+            )
+        self.bands = tuple(bands)
         if len(self.bands) == 0 or len(set(self.bands)) != len(self.bands):
             raise BandError(f"bands must be a non-empty tuple of distinct names; got {bands!r}")
         self._normalize_kwargs = _normalization_kwargs(normalization)
         self.normalization = dict(self._normalize_kwargs)
-        self.learning_rate = float(learning_rate)
+        self.learning_rate = _as_float(learning_rate, "learning_rate", 0.0)
         self.distribution = _default_distribution(distribution)
         self.threshold = 0.5
         self.threshold_metric = None
@@ -273,7 +504,12 @@ class ClusterClassifier:
                     f"{', '.join(ARCHITECTURES)} or pass a keras.Model"
                 )
             self.architecture = architecture.lower()
-            self.input_shape = tuple(int(s) for s in input_shape)
+            try:
+                self.input_shape = tuple(_as_int(s, "input_shape") for s in input_shape)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"input_shape must be (H, W, C), three positive integers; got {input_shape!r}"
+                ) from None
             model = None
         if len(self.input_shape) != 3 or min(self.input_shape) < 1:
             raise ValueError(f"input_shape must be (H, W, C); got {input_shape!r}")
@@ -328,9 +564,14 @@ class ClusterClassifier:
                 f"{self._where()}"
             )
 
-    def _prepare(self, cutouts, offset=0):
-        """Validated, normalised float32 array (N, H, W, C) of *cutouts*."""
+    def _prepare(self, cutouts, offset=0, what="stamp"):
+        """
+        Validated, normalised float32 array (N, H, W, C) of *cutouts* and the
+        (N,) bool array of the stamps that cannot be scored (a band with no
+        valid pixel; their pixels in the array are zeros).
+        """
         self._check_cutout(cutouts)
+        empty = _unscorable(cutouts)
         if cutouts.normalization is None:
             cutouts = cutouts.normalize(**self._normalize_kwargs)
             self.normalization = _to_builtin(dict(cutouts.normalization))
@@ -346,21 +587,24 @@ class ClusterClassifier:
                     f"{wanted}; pass raw cutouts{self._where()}"
                 )
         x = np.asarray(cutouts.data, dtype=np.float32)
+        if empty.any():
+            x = x.copy()
+            x[empty] = 0.0
         bad = ~np.isfinite(x).reshape(len(x), -1).all(axis=1)
         if bad.any():
             i = int(np.flatnonzero(bad)[0]) + offset
             raise ValueError(
-                f"{int(bad.sum())} normalised stamps contain NaN or infinite pixels (first: "
-                f"stamp {i}); mask them in the Cutout so that normalisation fills them"
+                f"{int(bad.sum())} normalised {what}s contain NaN or infinite pixels (first: "
+                f"{what} {i}); mask them in the Cutout so that normalisation fills them"
             )
-        return x
+        return x, empty
 
-    def _prepare_labelled(self, cutouts, labels, what="cutouts"):
+    def _prepare_labelled(self, cutouts, labels, what="cutouts", label_name="labels"):
         self._check_cutout(cutouts)
         n = len(cutouts)
         if n == 0:
             raise ValueError(f"{what} is empty: at least one stamp is needed")
-        y = check_labels(labels, n=n)
+        y = check_labels(labels, n=n, name=label_name)
         return cutouts, y
 
     def _predict_array(self, x, batch_size):
@@ -380,9 +624,10 @@ class ClusterClassifier:
         return out
 
     def _check_batch_size(self, batch_size):
-        batch_size = int(batch_size)
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer; got {batch_size}")
+        try:
+            batch_size = _as_int(batch_size, "batch_size", minimum=1)
+        except ValueError:
+            raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}") from None
         if batch_size % self._replicas():
             raise ValueError(
                 f"batch_size={batch_size} must be a multiple of the {self._replicas()} devices "
@@ -408,7 +653,7 @@ class ClusterClassifier:
         overwrite=False,
         callbacks=None,
         seed=None,
-        verbose="auto",
+        progress=PROGRESS_DEFAULT,
     ):
         """
         Train the network on labelled stamps.
@@ -453,8 +698,10 @@ class ClusterClassifier:
             Extra Keras callbacks (e.g. a time limit or TensorBoard).
         seed : int, optional
             Seed for shuffling, augmentation and dropout (default: ``self.seed``).
-        verbose : ``"auto"``, 0, 1 or 2, optional
-            Keras progress display (``0`` for silence).
+        progress : bool, optional
+            Show a progress bar over the training steps of all epochs, with
+            the running loss (default: off, `PROGRESS_DEFAULT
+            <m31clusters.utils._progress.PROGRESS_DEFAULT>`).
 
         Returns
         -------
@@ -480,17 +727,18 @@ class ClusterClassifier:
         >>> stamps = Cutout(rng.normal(100, 5, (64, 16, 16, 2)).astype("float32"))
         >>> labels = np.arange(64) % 2
         >>> clf = ClusterClassifier("simple", input_shape=(16, 16, 2), seed=0)
-        >>> history = clf.fit(stamps, labels, validation=0.25, epochs=2, verbose=0)
+        >>> history = clf.fit(stamps, labels, validation=0.25, epochs=2)
         >>> len(history["loss"]), len(history["val_loss"])
         (2, 2)
         """
         keras = _keras()
         cutouts, y = self._prepare_labelled(cutouts, labels)
-        epochs = int(epochs)
-        if epochs < 1:
-            raise ValueError(f"epochs must be at least 1; got {epochs}")
+        _check_both_classes(y, "the training labels")
+        epochs = _as_int(epochs, "epochs", minimum=1)
         batch_size = self._check_batch_size(batch_size)
-        seed = self.seed if seed is None else int(seed)
+        seed = self.seed if seed is None else _as_int(seed, "seed", minimum=0)
+        if early_stopping is not None:
+            early_stopping = _as_int(early_stopping, "early_stopping", minimum=1)
         rng_split = np.random.default_rng([seed, 1])
 
         if validation is None:
@@ -508,6 +756,15 @@ class ClusterClassifier:
                 raise ValueError(
                     f"validation fraction {frac} leaves no training or no validation data"
                 )
+            for c, name in ((1, "clusters"), (0, "non-clusters")):
+                if not hold[y == c].any() or hold[y == c].all():
+                    raise ValueError(
+                        f"validation fraction {frac} of {int((y == c).sum())} {name} leaves "
+                        f"{'no' if not hold[y == c].any() else 'all'} {name} in the validation "
+                        f"split, so {'it' if not hold[y == c].any() else 'the training split'} "
+                        "would hold one class only; use a larger fraction, pass "
+                        "validation=(cutouts, labels), or add labelled stamps"
+                    )
             val = (cutouts[np.flatnonzero(hold)], y[hold])
             cutouts, y = cutouts[np.flatnonzero(~hold)], y[~hold]
         else:
@@ -517,18 +774,43 @@ class ClusterClassifier:
                 raise ValueError(
                     "validation must be (cutouts, labels) or a fraction in (0, 1)"
                 ) from None
-            val = self._prepare_labelled(vcut, vlab, what="validation cutouts")
+            val = self._prepare_labelled(vcut, vlab, what="validation cutouts",
+                                         label_name="validation labels")
+            _check_both_classes(val[1], "the validation labels")
         if monitor is None:
             monitor = "val_loss" if val is not None else "loss"
+        if monitor not in ("loss", "accuracy", "val_loss", "val_auc", "val_f1"):
+            raise ValueError(
+                f"unknown monitor {monitor!r}; use 'loss', 'accuracy', 'val_loss', 'val_auc' "
+                "or 'val_f1'"
+            )
         if monitor.startswith("val_") and val is None:
             raise ValueError(f"monitor={monitor!r} needs validation data")
-        if monitor not in ("loss", "accuracy", "val_loss", "val_auc", "val_f1"):
-            raise ValueError(f"unknown monitor {monitor!r}")
+        lr = self.learning_rate if learning_rate is None else _as_float(
+            learning_rate, "learning_rate", 0.0)
         if checkpoint is not None:
             checkpoint = check_overwrite(checkpoint, overwrite)
+            parent = checkpoint.parent if str(checkpoint.parent) else Path(".")
+            if not parent.is_dir():
+                raise FileNotFoundError(
+                    f"checkpoint directory {str(parent)!r} does not exist"
+                )
 
-        x = self._prepare(cutouts)
-        xval = self._prepare(val[0]) if val is not None else None
+        x, empty = self._prepare(cutouts, what="training stamp")
+        if empty.any():
+            raise ValueError(
+                _empty_band_message(cutouts, empty, what="training stamp")
+                + "; drop them from the training set"
+            )
+        if val is not None:
+            xval, vempty = self._prepare(val[0], what="validation stamp")
+            if vempty.any():
+                raise ValueError(
+                    _empty_band_message(val[0], vempty, what="validation stamp")
+                    + "; drop them from the validation set"
+                )
+        else:
+            xval = None
         weights = _class_weights(y, class_weight)
         w_all = np.where(y == 1, weights[1], weights[0]).astype(np.float32)
 
@@ -555,7 +837,6 @@ class ClusterClassifier:
                 epoch += 1
 
         keras.utils.set_random_seed(seed)
-        lr = self.learning_rate if learning_rate is None else float(learning_rate)
         with self._scope():
             self.model.compile(
                 optimizer=keras.optimizers.Adam(learning_rate=lr),
@@ -567,16 +848,18 @@ class ClusterClassifier:
                 early_stopping, checkpoint, start_epoch,
             )
             callbacks = [tracker, *(callbacks or [])]
-            if verbose != 0:
-                callbacks.append(keras.callbacks.ProgbarLogger())
+            bar = progress_bar(progress=progress, total=epochs * steps, unit="step",
+                               desc="fit")
+            callbacks.append(_progress_callback(bar))
             result = self.model.fit(
                 batches(),
                 steps_per_epoch=steps,
                 epochs=epochs,
                 callbacks=callbacks,
                 shuffle=False,  # the generator shuffles, seeded
-                verbose=verbose,
+                verbose=0,
             )
+        bar.close()
         for key, values in result.history.items():
             self.history.setdefault(key, []).extend(float(v) for v in values)
         if tracker.best_epoch is not None:
@@ -604,7 +887,10 @@ class ClusterClassifier:
         Returns
         -------
         proba : `~numpy.ndarray`
-            ``(N,)`` probabilities in [0, 1].
+            ``(N,)`` probabilities in [0, 1], and NaN for every stamp that
+            cannot be scored: one of its bands has no valid pixel (all
+            masked or non-finite, e.g. off the image or in a chip gap), so
+            that no confidence is ever published for an empty stamp.
 
         Raises
         ------
@@ -628,9 +914,10 @@ class ClusterClassifier:
         >>> chunks = (stamps[i : i + 16] for i in range(0, 64, 16))  # streaming
         >>> bool(np.allclose(clf.predict_proba(chunks, batch_size=32), proba, atol=1e-6))
         True
+        >>> empty = Cutout(np.full((1, 16, 16, 2), np.nan, dtype="float32"))
+        >>> clf.predict_proba(empty)  # no valid pixel: no score
+        array([nan])
         """
-        from tqdm.auto import tqdm
-
         batch_size = self._check_batch_size(batch_size)
         from .cutout import Cutout
 
@@ -638,15 +925,21 @@ class ClusterClassifier:
         total = len(cutouts) if isinstance(cutouts, Cutout) else None
         out = []
         done = 0
-        with tqdm(total=total, unit="stamp", disable=not progress, desc="predict") as bar:
+        bar = progress_bar(progress=progress, total=total, unit="stamp", desc="predict")
+        try:
             for chunk in chunks:
                 self._check_cutout(chunk)
                 for start in range(0, len(chunk), batch_size):
                     part = chunk[start : start + batch_size]
-                    x = self._prepare(part, offset=done)
-                    out.append(self._predict_array(x, batch_size))
+                    x, empty = self._prepare(part, offset=done)
+                    p = np.full(len(x), np.nan)
+                    if not empty.all():
+                        p[~empty] = self._predict_array(x[~empty], batch_size)
+                    out.append(p)
                     done += len(x)
                     bar.update(len(x))
+        finally:
+            bar.close()
         return np.concatenate(out) if out else np.empty(0)
 
     def predict(self, cutouts, threshold=None, batch_size=128):
@@ -665,7 +958,8 @@ class ClusterClassifier:
         Returns
         -------
         labels : `~numpy.ndarray` of int8
-            1 where ``proba >= threshold``.
+            1 where ``proba >= threshold``; 0 (not a cluster) for a stamp
+            that cannot be scored (NaN probability, see `predict_proba`).
 
         Examples
         --------
@@ -679,8 +973,9 @@ class ClusterClassifier:
         >>> clf.predict(stamps[:4], threshold=0.0)
         array([1, 1, 1, 1], dtype=int8)
         """
-        threshold = self.threshold if threshold is None else float(threshold)
-        return (self.predict_proba(cutouts, batch_size=batch_size) >= threshold).astype(np.int8)
+        threshold = self.threshold if threshold is None else _check_threshold(threshold)
+        p = self.predict_proba(cutouts, batch_size=batch_size)
+        return np.where(np.isnan(p), False, p >= threshold).astype(np.int8)
 
     # ------------------------------------------------------------ evaluation
 
@@ -735,6 +1030,8 @@ class ClusterClassifier:
         >>> clf.threshold == t, clf.threshold_metric
         (True, 'f1')
         """
+        if target_purity is not None:
+            target_purity = _as_float(target_purity, "target_purity", 0.0, 1.0, low_open=True)
         y, p = self._scored(cutouts, labels, batch_size)
         threshold, _ = best_threshold(y, p, metric=metric, target_purity=target_purity)
         self.threshold = threshold
@@ -780,7 +1077,7 @@ class ClusterClassifier:
         >>> m["purity"], m["recall"], m["tp"], m["fp"]
         (0.5, 1.0, 32, 32)
         """
-        threshold = self.threshold if threshold is None else float(threshold)
+        threshold = self.threshold if threshold is None else _check_threshold(threshold)
         y, p = self._scored(cutouts, labels, batch_size)
         self.metrics = binary_metrics(y, p, threshold)
         return dict(self.metrics)
@@ -832,12 +1129,15 @@ class ClusterClassifier:
         >>> table["n"].tolist()
         [16, 48]
         """
+        threshold = self.threshold if threshold is None else _check_threshold(threshold)
+        try:
+            mag = np.asarray(getattr(mag, "value", mag), dtype=float)
+            limits = np.atleast_1d(np.asarray(limits, dtype=float))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"mag and limits must be numbers: {exc}") from None
         y, p = self._scored(cutouts, labels, batch_size)
-        mag = np.asarray(getattr(mag, "value", mag), dtype=float)
         if mag.shape != y.shape:
             raise ValueError(f"mag has shape {mag.shape} but there are {y.size} stamps")
-        threshold = self.threshold if threshold is None else float(threshold)
-        limits = np.atleast_1d(np.asarray(limits, dtype=float))
         rows = []
         for limit in limits:
             sel = mag < limit
@@ -1076,11 +1376,12 @@ class ClusterClassifier:
                 if bad is not None:
                     raise CorruptFileError(f"{str(path)!r} is corrupt (bad CRC in {bad})")
                 meta = json.loads(zf.read(_META_MEMBER).decode("utf-8"))
+                config, state = _validate_metadata(meta, path)
                 with tempfile.TemporaryDirectory(prefix="m31clusters-load-") as tmp:
                     zf.extract(_MODEL_MEMBER, tmp)
                     dist = _default_distribution(distribution)
                     scope = dist.scope() if dist is not None else contextlib.nullcontext()
-                    with scope:
+                    with scope, _safe_mode_scope():
                         model = keras.saving.load_model(
                             os.path.join(tmp, _MODEL_MEMBER), compile=False, safe_mode=True,
                             custom_objects={"SmallInputConv2D": small_input_conv2d()},
@@ -1092,34 +1393,40 @@ class ClusterClassifier:
                 f"{str(path)!r} is truncated or not a saved ClusterClassifier: {exc}"
             ) from exc
         except (OSError, ValueError, KeyError, TypeError) as exc:
+            if "safe_mode" in str(exc) or "unsafe" in str(exc):
+                raise CorruptFileError(
+                    f"{str(path)!r} holds code (e.g. a Lambda layer) in its Keras model; "
+                    "m31clusters never runs code from a file, whatever the session's Keras "
+                    "settings, so it cannot be loaded"
+                ) from exc
             raise CorruptFileError(f"cannot load the Keras model in {str(path)!r}: {exc}") from exc
-        if not isinstance(meta, dict) or meta.get("format") != _FORMAT:
-            raise CorruptFileError(f"{str(path)!r} is not a saved ClusterClassifier")
-        try:
-            self = cls.__new__(cls)
-            self.seed = int(meta["seed"])
-            self.bands = tuple(meta["bands"])
-            self._normalize_kwargs = dict(meta["normalize_kwargs"])
-            self.normalization = dict(meta["normalization"])
-            self.learning_rate = float(meta["learning_rate"])
-            self.distribution = dist
-            self.threshold = float(meta["threshold"])
-            self.threshold_metric = meta["threshold_metric"]
-            self.metrics = dict(meta["metrics"] or {})
-            self.history = dict(meta["history"] or {})
-            self.architecture = str(meta["architecture"])
-            self.input_shape = tuple(int(s) for s in meta["input_shape"])
-            self.data_format = meta.get("data_format", "channels_last")
-        except (KeyError, TypeError, ValueError) as exc:
-            raise CorruptFileError(f"bad metadata in {str(path)!r}: {exc}") from exc
+        self = cls.__new__(cls)
+        self.seed = config["seed"]
+        self.bands = config["bands"]
+        self._normalize_kwargs = config["normalization"]
+        self.learning_rate = config["learning_rate"]
+        self.distribution = dist
+        self.architecture = config["architecture"]
+        self.input_shape = config["input_shape"]
+        self.data_format = config["data_format"]
+        self.normalization = state["normalization"]
+        self.threshold = state["threshold"]
+        self.threshold_metric = state["threshold_metric"]
+        self.metrics = state["metrics"]
+        self.history = state["history"]
         if tuple(model.input_shape[1:]) != self.input_shape:
             raise CorruptFileError(
                 f"{str(path)!r}: the model takes {model.input_shape[1:]} but the metadata says "
                 f"{self.input_shape}"
             )
+        if tuple(model.output_shape[1:]) != (1,):
+            raise CorruptFileError(
+                f"{str(path)!r}: the model returns {model.output_shape[1:]}, not one "
+                "probability per stamp"
+            )
         self.model = model
         self._source = path
-        self.versions = meta.get("versions", {})
+        self.versions = state["versions"]
         return self
 
 
@@ -1180,3 +1487,16 @@ def _make_epoch_callback(clf, xval, yval, batch_size, monitor, patience, checkpo
                     variable.assign(value)
 
     return _EpochEnd()
+
+
+def _progress_callback(bar):
+    """Keras callback advancing *bar* (see `progress_bar`) by one per training step."""
+    keras = _keras()
+
+    class _Progress(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            bar.update(1)
+            if logs and "loss" in logs:
+                bar.set_postfix_str(f"loss {float(logs['loss']):.4f}", refresh=False)
+
+    return _Progress()

@@ -34,7 +34,7 @@ train[:16].plot(n=16, ncols=8)
 # balanced; the best epoch on the validation set is restored).
 clf = ClusterClassifier("simple", input_shape=(16, 16, 2), normalization="asinh", seed=0)
 clf.fit(train, t_train["label"], validation=(val, t_val["label"]), epochs=6,
-        batch_size=64, verbose=0)
+        batch_size=64)
 for key in ("loss", "val_loss", "val_auc", "val_f1"):
     print(key, np.round(np.asarray(clf.history[key], dtype=float), 3))
 

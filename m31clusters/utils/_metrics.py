@@ -1,7 +1,10 @@
 """
 Binary classification metrics in plain numpy (no scikit-learn).
 
-A stamp is predicted positive when its score is ``>= threshold``.
+A stamp is predicted positive when its score is ``>= threshold``.  A NaN
+score marks a stamp that could not be scored (no valid pixel in a band): it is
+never positive, whatever the threshold (counted as a predicted non-cluster,
+ranked below every score in the ROC AUC, and never chosen as a threshold).
 """
 
 import numpy as np
@@ -42,8 +45,9 @@ def _check_scores(scores, n):
     s = np.asarray(scores, dtype=float)
     if s.shape != (n,):
         raise ValueError(f"scores must have shape ({n},); got {s.shape}")
-    if not np.isfinite(s).all():
-        raise ValueError("scores contain NaN or infinite values")
+    if np.isinf(s).any():
+        i = int(np.flatnonzero(np.isinf(s))[0])
+        raise ValueError(f"scores contain infinite values (first at index {i})")
     return s
 
 
@@ -77,7 +81,7 @@ def roc_auc(labels, scores):
     n_neg = y.size - n_pos
     if n_pos == 0 or n_neg == 0:
         return float("nan")
-    ranks = rankdata(s)
+    ranks = rankdata(np.where(np.isnan(s), -np.inf, s))  # unscored: below every score
     u = ranks[y].sum() - n_pos * (n_pos + 1) / 2.0
     return float(u / (n_pos * n_neg))
 
@@ -91,6 +95,7 @@ def binary_metrics(labels, scores, threshold):
     return {
         "threshold": float(threshold),
         "n": tp + fp + tn + fn,
+        "n_unscored": int(np.count_nonzero(np.isnan(np.asarray(scores, dtype=float)))),
         "purity": purity,
         "recall": recall,
         "f1": f1,
@@ -104,15 +109,24 @@ def binary_metrics(labels, scores, threshold):
 
 
 def _cumulative(labels, scores):
-    """Counts above each distinct score, highest first: thresholds, tp, fp."""
+    """
+    Counts at or above each distinct score, highest first: thresholds, tp, fp,
+    and the numbers of positives and negatives (unscored stamps included: they
+    are below every threshold).
+    """
     y = check_labels(labels).astype(bool)
     s = _check_scores(scores, y.size)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    scored = ~np.isnan(s)
+    s, y = s[scored], y[scored]
+    if s.size == 0:
+        raise ValueError("no stamp has a score (every score is NaN)")
     order = np.argsort(-s, kind="stable")
     s, y = s[order], y[order]
     last = np.r_[np.flatnonzero(np.diff(s)), s.size - 1]  # last index of each distinct score
     tp = np.cumsum(y)[last]
     fp = (last + 1) - tp
-    return s[last], tp, fp, int(y.sum()), int((~y).sum())
+    return s[last], tp, fp, n_pos, n_neg
 
 
 def roc_curve(labels, scores):
