@@ -103,7 +103,7 @@ const N = C.length;
 const KEY = "m31clusters-inspection:" + M.catalog + ":" + M.inspector;
 const BAD = [0x40, 0x60, 0xa0];
 const $ = (id) => document.getElementById(id);
-const timing = window.m31Timing = { firstStamp: null };
+const timing = window.m31Timing = { firstStamp: null, keys: 0, keyMsTotal: 0, keyMsMax: 0 };
 let scores = {};      // id -> [score, ISO time]
 let undoStack = [];   // {id, prev, pos}
 let cur = 0, mode = "single", zoom = M.zoom, showNeigh = false, token = 0, stored = true;
@@ -285,6 +285,12 @@ function filters() {
 
 document.addEventListener("keydown", (e) => {
   if (e.ctrlKey || e.metaKey || e.altKey) return;
+  const t0 = performance.now();
+  handleKey(e);
+  const dt = performance.now() - t0;
+  timing.keys++; timing.keyMsTotal += dt; timing.keyMsMax = Math.max(timing.keyMsMax, dt);
+});
+function handleKey(e) {
   const cols = mode === "grid" ? M.grid_columns : 1;
   switch (e.key) {
     case "0": case "1": case "2": setScore(Number(e.key)); break;
@@ -306,7 +312,7 @@ document.addEventListener("keydown", (e) => {
   }
   e.preventDefault();
   if (document.activeElement && document.activeElement.blur) document.activeElement.blur();
-});
+}
 $("b-prev").onclick = () => move(-1);
 $("b-next").onclick = () => move(1);
 $("b-grid").onclick = () => { mode = mode === "grid" ? "single" : "grid"; render(); };
