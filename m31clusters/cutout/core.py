@@ -17,6 +17,7 @@ from astropy.coordinates import SkyCoord
 from astropy.wcs import WCS
 
 from ..exceptions import BandError
+from ..utils._progress import PROGRESS_DEFAULT
 from ..utils._stamps import dihedral_array, dihedral_offsets
 from ..utils._wcs import celestial_wcs
 from ._stamp_wcs import _StampWCS, _StampWCSList
@@ -106,17 +107,8 @@ class Cutout:
     (3, (10, 2))
     """
 
-    def __init__(
-        self,
-        data,
-        bands=("g", "i"),
-        mask=None,
-        positions=None,
-        offsets=None,
-        wcs=None,
-        normalization=None,
-        meta=None,
-    ):
+    def __init__(self, data, bands=("g", "i"), *, mask=None, positions=None, offsets=None,
+                 wcs=None, normalization=None, meta=None):
         bands = _check_bands(bands)
         data = np.asarray(data)
         if data.ndim == 3 and len(bands) == 1:
@@ -312,16 +304,9 @@ class Cutout:
         return new
 
     def _new(self, data, mask, positions, offsets, wcsinfo, normalization=None, meta=None):
-        new = Cutout.__new__(Cutout)
-        new._data = data
-        new._mask = mask
-        new._positions = positions
-        new._offsets = offsets
-        new._bands = self._bands
-        new._normalization = normalization
-        new.meta = dict(self.meta if meta is None else meta)
-        new._wcsinfo = wcsinfo
-        return new
+        """`_from_parts` with this Cutout's bands and (by default) its meta."""
+        return self._from_parts(data, self._bands, mask, positions, offsets, wcsinfo,
+                                normalization, self.meta if meta is None else meta)
 
     def __getitem__(self, item):
         """
@@ -561,7 +546,7 @@ class Cutout:
 
     # -- normalisation -----------------------------------------------------
 
-    def normalize(self, method="asinh", fill_value=0.0, **params):
+    def normalize(self, method="asinh", *, fill_value=0.0, **params):
         """
         Normalise every stamp, per stamp and per band.
 
@@ -571,32 +556,18 @@ class Cutout:
         stamp band is zero or undefined (e.g. a constant stamp) it is
         replaced by 1 so the result is finite.
 
-        Methods (``x`` a pixel, statistics over the valid pixels of one
-        band of one stamp):
-
-        ``"asinh"`` (parameter ``softening``, default 1)
-            ``arcsinh((x - median) / (softening * sigma))`` with
-            ``sigma = 1.4826 * median(|x - median|)`` (robust standard
-            deviation).
-        ``"zscale"`` (parameters of `~astropy.visualization.ZScaleInterval`)
-            ``clip((x - z1) / (z2 - z1), 0, 1)`` with the IRAF zscale
-            limits ``z1, z2``.  Loops over stamps (slower than the others).
-        ``"percentile"`` (``lower``, ``upper`` in percent, default 0.5, 99.5)
-            ``clip((x - p_lower) / (p_upper - p_lower), 0, 1)``, percentiles
-            with numpy's linear rule.
-        ``"standardize"``
-            ``(x - mean) / std``.
-        ``"none"``
-            No change except the fill.
+        The methods (``"asinh"``, ``"zscale"``, ``"percentile"``,
+        ``"standardize"``, ``"none"``) and their parameters are described
+        in `m31clusters.cutout.normalize`.
 
         Parameters
         ----------
         method : str
-            One of `NORMALIZATIONS`.
+            One of `~m31clusters.cutout.NORMALIZATIONS`.
         fill_value : float
             Value of masked pixels after normalisation.
         **params
-            Method parameters (see above); unknown names raise.
+            Method parameters; unknown names raise.
 
         Returns
         -------
@@ -637,17 +608,8 @@ class Cutout:
     # -- construction from images -------------------------------------------
 
     @classmethod
-    def from_images(
-        cls,
-        images,
-        positions,
-        size=64,
-        bands=("g", "i"),
-        pixel_band=None,
-        extension=None,
-        chunk_size=None,
-        progress=True,
-    ):
+    def from_images(cls, images, positions, *, size=64, bands=("g", "i"), pixel_band=None,
+                    extension=None, chunk_size=None, progress=PROGRESS_DEFAULT):
         """
         Cut stamps around *positions* from images in several bands.
 
@@ -696,8 +658,8 @@ class Cutout:
             stack, the CCD number counted from 0).
         chunk_size : int, optional
             Process positions in chunks of this many (all at once if None).
-        progress : bool
-            Show a progress bar over chunks.
+        progress : bool, optional
+            Show a progress bar over chunks (default False).
 
         Returns
         -------
@@ -758,17 +720,8 @@ class Cutout:
                            extension=extension, chunk_size=chunk_size, progress=progress)
 
     @classmethod
-    def iter_from_images(
-        cls,
-        images,
-        positions,
-        size=64,
-        bands=("g", "i"),
-        pixel_band=None,
-        extension=None,
-        chunk_size=4096,
-        progress=True,
-    ):
+    def iter_from_images(cls, images, positions, *, size=64, bands=("g", "i"), pixel_band=None,
+                         extension=None, chunk_size=4096, progress=PROGRESS_DEFAULT):
         """
         Like `from_images`, but yield one `Cutout` per chunk of positions.
 
@@ -783,8 +736,8 @@ class Cutout:
             As in `from_images`.
         chunk_size : int
             Positions per yielded Cutout.
-        progress : bool
-            Show a progress bar over chunks.
+        progress : bool, optional
+            Show a progress bar over chunks (default False).
 
         Yields
         ------
@@ -824,7 +777,7 @@ class Cutout:
 
     # -- file I/O ------------------------------------------------------------
 
-    def write(self, path, overwrite=False):
+    def write(self, path, *, overwrite=False):
         """
         Write the Cutout to a FITS (or HDF5) file, atomically.
 
@@ -841,8 +794,14 @@ class Cutout:
         ----------
         path : str or path-like
             Output file; a ``.h5``, ``.hdf5`` or ``.hdf`` suffix selects HDF5.
-        overwrite : bool
-            Replace an existing file.
+        overwrite : bool, optional
+            Replace an existing file (keeping its permission bits); a new
+            file gets the mode a plain ``open()`` would give.
+
+        Returns
+        -------
+        `~pathlib.Path`
+            The file written.
 
         Raises
         ------
@@ -857,7 +816,8 @@ class Cutout:
         >>> import numpy as np
         >>> from m31clusters.cutout import Cutout
         >>> path = os.path.join(tempfile.mkdtemp(), "stamps.fits")
-        >>> Cutout(np.ones((2, 8, 8, 2)), meta={"zeropoints": {"g": 30.0}}).write(path)
+        >>> Cutout(np.ones((2, 8, 8, 2)), meta={"zeropoints": {"g": 30.0}}).write(path).name
+        'stamps.fits'
         >>> Cutout.read(path).meta
         {'zeropoints': {'g': 30.0}}
         """
@@ -894,7 +854,7 @@ class Cutout:
         >>> import numpy as np
         >>> from m31clusters.cutout import Cutout
         >>> path = os.path.join(tempfile.mkdtemp(), "c.fits")
-        >>> Cutout(np.ones((3, 8, 8, 2))).normalize("none").write(path)
+        >>> _ = Cutout(np.ones((3, 8, 8, 2))).normalize("none").write(path)
         >>> Cutout.read(path)
         <Cutout: 3 stamps of 8x8 pixels in bands ('g', 'i'), none>
         """
@@ -904,7 +864,7 @@ class Cutout:
 
     # -- plotting --------------------------------------------------------------
 
-    def plot(self, n=16, band=None, ncols=None, stretch="asinh", seed=None, fig=None,
+    def plot(self, n=16, *, band=None, ncols=None, stretch="asinh", seed=None, fig=None,
              labels=None):
         """
         Show a montage of stamps (needs matplotlib).

@@ -34,6 +34,7 @@ from ..exceptions import (
     OffImageWarning,
     StampMemoryError,
 )
+from ..utils._progress import PROGRESS_DEFAULT, progress_bar
 from ..utils._sphere import unit_vectors
 from ..utils._stamps import extract_stamps, stamp_origins
 from ..utils._wcs import celestial_wcs
@@ -44,7 +45,7 @@ __all__ = ["from_images", "iter_from_images"]
 
 
 def from_images(images, positions, *, size=64, bands=("g", "i"), pixel_band=None,
-                extension=None, chunk_size=None, progress=True):
+                extension=None, chunk_size=None, progress=PROGRESS_DEFAULT):
     """
     Stamps around *positions* from *images*, as one `~m31clusters.cutout.Cutout`.
 
@@ -75,7 +76,7 @@ def from_images(images, positions, *, size=64, bands=("g", "i"), pixel_band=None
 
 
 def iter_from_images(images, positions, *, size=64, bands=("g", "i"), pixel_band=None,
-                     extension=None, chunk_size=4096, progress=True):
+                     extension=None, chunk_size=4096, progress=PROGRESS_DEFAULT):
     """
     Stamps around *positions* from *images*, one `~m31clusters.cutout.Cutout` per chunk.
 
@@ -404,10 +405,8 @@ def _iter_cutouts(images, positions, size, bands, pixel_band, extension, chunk_s
             raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
         _check_memory(n if whole else min(n, step), shape, len(bands), whole)
         starts = range(0, n, step)
-        if progress and len(starts) > 1:
-            from tqdm.auto import tqdm
-
-            starts = tqdm(starts, desc="cutouts", unit="chunk")
+        starts = progress_bar(starts, progress=progress and len(starts) > 1, desc="cutouts",
+                              unit="chunk")
         for start in starts:
             sl = slice(start, min(n, start + step))
             chunk_pix = None if pix is None else tuple(p[sl] for p in pix)

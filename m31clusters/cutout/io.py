@@ -45,7 +45,8 @@ def write_cutout(cutout, path, *, overwrite=False):
     >>> from m31clusters.cutout import Cutout
     >>> from m31clusters.cutout.io import read_cutout, write_cutout
     >>> path = os.path.join(tempfile.mkdtemp(), "c.fits")
-    >>> write_cutout(Cutout(np.ones((2, 4, 4, 1)), bands="g"), path)
+    >>> write_cutout(Cutout(np.ones((2, 4, 4, 1)), bands="g"), path).name
+    'c.fits'
     >>> read_cutout(path).shape
     (2, 4, 4, 1)
     """
@@ -94,6 +95,7 @@ def write_cutout(cutout, path, *, overwrite=False):
         hdus.append(h)
     with atomic_path(path, overwrite) as tmp:
         fits.HDUList(hdus).writeto(tmp, checksum=True)
+    return Path(path)
 
 
 def read_cutout(path):
@@ -153,6 +155,7 @@ def _write_hdf5(cutout, path, overwrite, meta_json, wcsinfo):
                 icrs = cutout.positions.icrs
                 f.create_dataset("ra", data=icrs.ra.deg)
                 f.create_dataset("dec", data=icrs.dec.deg)
+    return Path(path)
 
 
 def _read_hdf5(path):

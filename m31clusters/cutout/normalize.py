@@ -5,7 +5,29 @@ Per-stamp, per-band normalisation of stamps.
 <m31clusters.cutout.Cutout.normalize>`; `NORMALIZATIONS` lists its methods
 and their default parameters, and `check_normalization` completes and
 checks the dict that records a normalisation, so that it can be repeated
-exactly.  Statistics use only the valid pixels of one band of one stamp.
+exactly.  Statistics use only the valid pixels of one band of one stamp
+(not masked, finite).  After the transform, invalid pixels are set to the
+fill value; a stamp band with no valid pixel is all fill value, and where
+the scale of a stamp band is zero or undefined (e.g. a constant stamp) it is
+replaced by 1 so that the result is finite.
+
+Methods (``x`` a pixel, statistics over the valid pixels of one
+band of one stamp):
+
+``"asinh"`` (parameter ``softening``, default 1)
+    ``arcsinh((x - median) / (softening * sigma))`` with
+    ``sigma = 1.4826 * median(|x - median|)`` (robust standard
+    deviation).
+``"zscale"`` (parameters of `~astropy.visualization.ZScaleInterval`)
+    ``clip((x - z1) / (z2 - z1), 0, 1)`` with the IRAF zscale
+    limits ``z1, z2`` (vectorised over stamps, but slower than the others).
+``"percentile"`` (``lower``, ``upper`` in percent, default 0.5, 99.5)
+    ``clip((x - p_lower) / (p_upper - p_lower), 0, 1)``, percentiles
+    with numpy's linear rule.
+``"standardize"``
+    ``(x - mean) / std``.
+``"none"``
+    No change except the fill.
 """
 
 import json
