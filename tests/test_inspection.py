@@ -155,3 +155,21 @@ def test_montage_errors():
         inspection_montage(cut, ncols=0)
     with pytest.raises(ValueError, match="percentile must be in"):
         inspection_montage(cut, percentile=0)
+
+
+def test_cutout_plot_draws_through_the_montage_rendering():
+    # One montage, one meaning of stretch: Cutout.plot shows render_bands' values.
+    from m31clusters.inspection import composite, render_bands
+
+    cut = _cutout(3)
+    rendered = render_bands(cut.data, ~cut.mask, stretch="sqrt")
+    fig = cut.plot(n=3, band="i", stretch="sqrt")
+    for k in range(3):
+        shown = fig.axes[k].images[0].get_array()
+        np.testing.assert_allclose(np.ma.getdata(shown), rendered[k, :, :, 1])
+    fig = cut.plot(n=3)
+    np.testing.assert_allclose(fig.axes[0].images[0].get_array(),
+                               composite(*render_bands(cut.data, ~cut.mask)[0]
+                                         .transpose(2, 0, 1)))
+    with pytest.raises(ValueError, match="stretch must be one of"):
+        cut.plot(n=1, stretch="zscale")

@@ -20,8 +20,9 @@ def candidates(tmp_path):
     n = 5
     coords = M31_CENTER.directional_offset_by(rng.uniform(0, 360, n) * u.deg,
                                               rng.uniform(0.001, 0.004, n) * u.deg)
-    cat = Catalog.from_candidates(coords, rng.uniform(17, 20, n), [0.01] * n,
-                                  rng.uniform(16, 19, n), [0.02] * n, [0.9] * n)
+    cat = Catalog.from_candidates(coords, gmag=rng.uniform(17, 20, n), e_gmag=[0.01] * n,
+                                  imag=rng.uniform(16, 19, n), e_imag=[0.02] * n,
+                                  conf=[0.9] * n)
     readme, _ = cat.write_cds(tmp_path / "ReadMe", title="Candidates", authors=["Doe J."])
     w = WCS(naxis=2)
     w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
@@ -81,8 +82,8 @@ def test_inspect_combine_writes_cds_and_report(tmp_path, candidates, capsys):
     assert (tmp_path / "report.txt").read_text().startswith("5 candidates; scored by Ann: 5")
     back = Catalog.read_cds(out / "ReadMe")
     score, kept = combine_scores(a_scores, b_scores)
-    assert back["Seq"].tolist() == [s for s, k in zip(cat["Seq"], kept) if k]
-    assert back["Score"].tolist() == [s for s, k in zip(score.tolist(), kept) if k]
+    assert back["Seq"].tolist() == [s for s, k in zip(cat["Seq"], kept, strict=True) if k]
+    assert back["Score"].tolist() == [s for s, k in zip(score.tolist(), kept, strict=True) if k]
     assert "Ann" in (out / "ReadMe").read_text()
     # --keep 4: only the candidates both are sure of.
     assert main(["inspect", str(readme), "--combine", str(a), str(b), "--out",

@@ -125,9 +125,9 @@ def _catalog(n=6, seed=0, seq_start=1):
     coords = M31_CENTER.directional_offset_by(rng.uniform(0, 360, n) * u.deg,
                                               rng.uniform(0.001, 0.003, n) * u.deg)
     names = ["B001", None, "B017"] + [None] * (n - 3)
-    return Catalog.from_candidates(coords, rng.uniform(17, 20, n), [0.01] * n,
-                                   rng.uniform(16, 19, n), [0.02] * n,
-                                   np.round(rng.uniform(0.7, 1, n), 3),
+    return Catalog.from_candidates(coords, gmag=rng.uniform(17, 20, n), e_gmag=[0.01] * n,
+                                   imag=rng.uniform(16, 19, n), e_imag=[0.02] * n,
+                                   conf=np.round(rng.uniform(0.7, 1, n), 3),
                                    seq=np.arange(seq_start, seq_start + n),
                                    names={"RBC": names[:n]})
 
@@ -365,13 +365,13 @@ def test_two_inspectors_export_and_combine(browser, tmp_path):
     expect, kept = combine_scores([int(k) for k in keys_a], [int(k) for k in keys_b])
     assert result.catalog["Score"].tolist() == expect.tolist()
     np.testing.assert_array_equal(result.kept, kept)
-    assert result.final["Seq"].tolist() == [s for s, k in zip(cat["Seq"], kept) if k]
+    assert result.final["Seq"].tolist() == [s for s, k in zip(cat["Seq"], kept, strict=True) if k]
     assert result.inspectors == ("Ann", "Bob")
     # Every pair once: a uniform confusion matrix, agreement 1/3, kappa 0.
     np.testing.assert_array_equal(result.confusion, np.ones((3, 3)))
     assert result.kappa == pytest.approx(0.0) and result.weighted_kappa == pytest.approx(0.0)
     assert result.disagreements["id"].tolist() == \
-        [s for s, (a, b) in zip(cat["Seq"], pairs) if a != b]
+        [s for s, (a, b) in zip(cat["Seq"], pairs, strict=True) if a != b]
     assert "disagreements: 6" in result.summary()
     # The catalogue passed in is untouched.
     assert cat.colnames == before.colnames and np.all(cat["Score"].mask)
@@ -380,7 +380,7 @@ def test_two_inspectors_export_and_combine(browser, tmp_path):
                                     title="Inspected candidates", authors=["Ann", "Bob"])
     back = Catalog.read_cds(readme)
     assert back["Seq"].tolist() == result.final["Seq"].tolist()
-    assert back["Score"].tolist() == [s for s, k in zip(expect.tolist(), kept) if k]
+    assert back["Score"].tolist() == [s for s, k in zip(expect.tolist(), kept, strict=True) if k]
 
 
 @pytest.mark.browser
@@ -390,8 +390,9 @@ def test_three_thousand_candidates_open_and_score(browser, tmp_path):
     rng = np.random.default_rng(0)
     coords = M31_CENTER.directional_offset_by(rng.uniform(0, 360, n) * u.deg,
                                               rng.uniform(0.05, 2, n) * u.deg)
-    cat = Catalog.from_candidates(coords, rng.uniform(17, 21, n), [0.01] * n,
-                                  rng.uniform(16, 20, n), [0.02] * n, rng.uniform(0.6, 1, n))
+    cat = Catalog.from_candidates(coords, gmag=rng.uniform(17, 21, n), e_gmag=[0.01] * n,
+                                  imag=rng.uniform(16, 20, n), e_imag=[0.02] * n,
+                                  conf=rng.uniform(0.6, 1, n))
     stamps = Cutout(rng.normal(100, 5, (n, 8, 8, 2)).astype("f4"))
     page = write_inspection_page(cat, stamps, tmp_path / "big.html", inspector="Ann")
     _open(browser, page)
@@ -464,7 +465,7 @@ def test_incomplete_scores_are_masked(tmp_path):
 
 def _kappa_by_hand(a, b, w):
     n = len(a)
-    po = sum(w(x, y) for x, y in zip(a, b)) / n
+    po = sum(w(x, y) for x, y in zip(a, b, strict=True)) / n
     pa = [a.count(k) / n for k in range(3)]
     pb = [b.count(k) / n for k in range(3)]
     pe = sum(pa[i] * pb[j] * w(i, j) for i in range(3) for j in range(3))

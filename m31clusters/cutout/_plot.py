@@ -1,9 +1,10 @@
 """
 Montage of the stamps of a `~m31clusters.cutout.Cutout` (matplotlib).
 
-`plot_cutout` draws `Cutout.plot <m31clusters.cutout.Cutout.plot>`.
-(Drawing stamps is to move to `m31clusters.inspection`'s montage, so that
-the library has one montage and one meaning of ``stretch``.)
+`plot_cutout` draws `Cutout.plot <m31clusters.cutout.Cutout.plot>`
+through `m31clusters.inspection`'s montage rendering
+(`~m31clusters.inspection.render_bands` and
+`~m31clusters.inspection.composite`): one meaning of ``stretch``.
 """
 
 import numpy as np
@@ -28,23 +29,14 @@ def plot_cutout(cutout, n=16, *, band=None, ncols=None, stretch="asinh", seed=No
         if seed is not None
         else np.arange(n)
     )
+    from ..inspection.montage import BAD_COLOR, composite, render_bands
+
     sub = cutout[idx]
-    if sub.normalization is None:
-        sub = sub.normalize(stretch, fill_value=np.nan)
-    img = sub.data
+    img = render_bands(sub.data, ~np.asarray(sub.mask, dtype=bool), stretch=stretch)
     if band is not None:
         img = img[..., [sub._band_index(band)]]
-    finite = np.isfinite(img)
-    lo = np.where(finite, img, np.inf).min(axis=(1, 2), keepdims=True)
-    hi = np.where(finite, img, -np.inf).max(axis=(1, 2), keepdims=True)
-    span = np.where(hi > lo, hi - lo, 1.0)
-    img = np.clip((img - lo) / span, 0, 1)
-    img = np.where(finite, img, np.nan)
-    if img.shape[-1] >= 2 and band is None:
-        b, r = img[..., 0], img[..., 1]
-        rgb = np.stack([r, 0.5 * (r + b), b], axis=-1)
-    else:
-        rgb = None
+    rgb = composite(img[..., 0], img[..., 1]) if img.shape[-1] >= 2 and band is None else None
+    gray = plt.get_cmap("gray").with_extremes(bad=BAD_COLOR)
     ncols = int(ncols) if ncols else int(np.ceil(np.sqrt(n)))
     nrows = int(np.ceil(n / ncols))
     if fig is None:
@@ -55,9 +47,10 @@ def plot_cutout(cutout, n=16, *, band=None, ncols=None, stretch="asinh", seed=No
         if k >= n:
             continue
         if rgb is not None:
-            ax.imshow(np.nan_to_num(rgb[k], nan=0.0), origin="lower")
+            ax.imshow(rgb[k], origin="lower", interpolation="nearest")
         else:
-            ax.imshow(img[k, :, :, 0], origin="lower", cmap="gray", vmin=0, vmax=1)
+            ax.imshow(np.ma.masked_invalid(img[k, :, :, 0]), origin="lower", cmap=gray,
+                      vmin=0, vmax=1, interpolation="nearest")
         if labels is not None:
             ax.set_title(str(labels[idx[k]]), fontsize=7)
     return fig

@@ -880,10 +880,10 @@ class Cutout:
             green), else the first band.
         ncols : int, optional
             Columns of the montage (default ``ceil(sqrt(n))``).
-        stretch : str
-            Normalisation method applied for display if the stamps are raw
-            (see `normalize`); ``"percentile"`` or ``"zscale"`` give [0, 1]
-            images directly, others are rescaled to [0, 1] per stamp.
+        stretch : {"asinh", "linear", "sqrt", "log"} or astropy stretch
+            As everywhere in the package (`m31clusters.inspection.render_bands`):
+            each band of each stamp is scaled between the 0.25 and 99.75
+            percentiles of its valid pixels, then stretched.
         seed : int, optional
             Pick a random subset of stamps reproducibly.
         fig : `matplotlib.figure.Figure`, optional

@@ -132,7 +132,8 @@ function firstUnscored(from) {
 function src(b64) { return "data:image/png;base64," + b64; }
 function loadImage(b64) {
   return new Promise((resolve, reject) => {
-    const img = new Image(); img.onload = () => resolve(img); img.onerror = reject; img.src = src(b64);
+    const img = new Image();
+    img.onload = () => resolve(img); img.onerror = reject; img.src = src(b64);
   });
 }
 function pixels(img) {
@@ -162,7 +163,11 @@ function scoreBadge(id) {
   return s ? '<span class="score s' + s[0] + '">' + s[0] + "</span>"
            : '<span class="score">&ndash;</span>';
 }
-function esc(t) { return String(t).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]); }
+const ENTITIES = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" };
+function esc(t) { return String(t).replace(/[&<>"]/g, (c) => ENTITIES[c]); }
+function tr(label, value) {
+  return "<tr><td>" + esc(label) + "</td><td>" + esc(value) + "</td></tr>";
+}
 
 function renderHeader() {
   const k = nScored();
@@ -182,9 +187,9 @@ function renderSingle() {
   $("cap-c").textContent = M.bands[0] + "/" + M.bands[1] + " (" + M.stretch + ")";
   drawComposite(gc, S[cur][0], S[cur][1], t);
   let rows = "";
-  for (const [label, value] of c.info) rows += "<tr><td>" + esc(label) + "</td><td>" + esc(value) + "</td></tr>";
-  for (const [label, value] of c.names) rows += "<tr><td>" + esc(label) + "</td><td>" + esc(value) + "</td></tr>";
-  if (!c.names.length) rows += "<tr><td>names</td><td>none</td></tr>";
+  for (const [label, value] of c.info) rows += tr(label, value);
+  for (const [label, value] of c.names) rows += tr(label, value);
+  if (!c.names.length) rows += tr("names", "none");
   $("info").innerHTML = "<h2>" + esc(M.id_column) + " " + esc(c.id) + " " + scoreBadge(c.id) +
     "</h2><table>" + rows + "</table>";
   const nb = $("neigh");
@@ -201,7 +206,10 @@ function renderSingle() {
     drawComposite(ec, NB[cur][0], NB[cur][1], t);
   } else nb.classList.add("hidden");
 }
-function gridPage() { const per = M.grid_columns * 4; const start = cur - (cur % per); return [start, Math.min(N, start + per)]; }
+function gridPage() {
+  const per = M.grid_columns * 4, start = cur - (cur % per);
+  return [start, Math.min(N, start + per)];
+}
 function renderGrid() {
   const t = token, g = $("grid"), [a, b] = gridPage(), w = M.size[1], h = M.size[0];
   const z = Math.max(1, Math.floor(zoom / 2));
@@ -303,7 +311,7 @@ function handleKey(e) {
     case "Home": move(-N); break;
     case "End": move(N); break;
     case "u": case "U": undo(); break;
-    case "n": case "N": showNeigh = !showNeigh; if (mode !== "single") mode = "single"; render(); break;
+    case "n": case "N": showNeigh = !showNeigh; mode = "single"; render(); break;
     case "g": case "G": mode = mode === "grid" ? "single" : "grid"; render(); break;
     case "+": case "=": setZoom(zoom + 1); break;
     case "-": case "_": setZoom(zoom - 1); break;
@@ -326,8 +334,9 @@ new MutationObserver(filters).observe(document.querySelector("main"),
                                       { childList: true, subtree: true });
 
 window.m31Export = exportText;
-window.m31State = () => ({ cur: cur, id: C[cur].id, mode: mode, zoom: zoom, neighbourhood: showNeigh,
-                           nScored: nScored(), scores: scores, key: KEY });
+window.m31State = () => ({ cur: cur, id: C[cur].id, mode: mode, zoom: zoom,
+                           neighbourhood: showNeigh, nScored: nScored(), scores: scores,
+                           key: KEY });
 $("title").textContent = M.title;
 $("inspector").textContent = M.inspector;
 document.title = M.title + " \u2014 " + M.inspector;
