@@ -41,7 +41,8 @@ from astropy.wcs.utils import proj_plane_pixel_scales
 from scipy import ndimage
 
 from m31clusters.exceptions import BandError, NoDetectionsWarning, NoWCSError, OffImageWarning
-from m31clusters.utils._tables import as_catalog, table_skycoord
+from m31clusters.catalog import Catalog
+from m31clusters.utils._tables import table_skycoord
 from m31clusters.utils._validation import as_quantity, as_skycoord
 
 __all__ = ["detect_sources", "measure", "magnitude_limit", "snr_depth"]
@@ -232,7 +233,7 @@ def detect_sources(image, wcs=None, nsigma=5.0, n_pixels=5, fwhm=3.5, box_size=6
             "coord": SkyCoord(np.zeros(0), np.zeros(0), unit="deg"),
             "flux": np.zeros(0), "area": np.zeros(0) * u.pix**2, "fwhm": np.zeros(0) * u.arcsec,
         })
-        return as_catalog(out, copy=False)
+        return Catalog(out, copy=False)
     cat = SourceCatalog(sub, segm, convolved_data=convolved, mask=bad, wcs=wcs)
     x = np.asarray(cat.x_centroid, dtype=float)
     y = np.asarray(cat.y_centroid, dtype=float)
@@ -248,7 +249,7 @@ def detect_sources(image, wcs=None, nsigma=5.0, n_pixels=5, fwhm=3.5, box_size=6
     out["fwhm"] = u.Quantity(cat.fwhm).value[ok] * scale * u.arcsec
     out.meta["nsigma"] = nsigma
     out.meta["n_pixels"] = n_pixels
-    return as_catalog(out, copy=False)
+    return Catalog(out, copy=False)
 
 
 def _per_band(value, band, meta, keys, what):
@@ -556,7 +557,7 @@ def measure(images, positions, aperture=2 * u.arcsec, annulus=(4, 6) * u.arcsec,
             "some positions are off the image or touch missing pixels and have NaN "
             f"photometry: {lost} of {n}", OffImageWarning
         )
-    return as_catalog(out, copy=False)
+    return Catalog(out, copy=False)
 
 
 def _mag_column(catalog, band):
@@ -614,7 +615,7 @@ def magnitude_limit(catalog, band="g", limit=21.0, brighter=True):
         raise ValueError(f"limit must be a finite magnitude, got {limit}")
     finite = np.isfinite(mags)
     keep = finite & (mags < limit if brighter else mags >= limit)
-    return as_catalog(catalog[keep], copy=True)
+    return Catalog(catalog[keep], copy=True)
 
 
 def snr_depth(catalog, band="g", snr=10.0):

@@ -96,9 +96,10 @@ def main():
     rng = np.random.default_rng(args.seed)
     coords = M31_CENTER.directional_offset_by(rng.uniform(0, 360, n) * u.deg,
                                               rng.uniform(0.05, 2, n) * u.deg)
-    cat = Catalog.from_candidates(coords, rng.uniform(15, 21, n), rng.uniform(0.001, 0.03, n),
-                                  rng.uniform(14, 20, n), rng.uniform(0.001, 0.05, n),
-                                  rng.uniform(0.669, 1, n))
+    cat = Catalog.from_candidates(coords, gmag=rng.uniform(15, 21, n),
+                                  e_gmag=rng.uniform(0.001, 0.03, n),
+                                  imag=rng.uniform(14, 20, n), e_imag=rng.uniform(0.001, 0.05, n),
+                                  conf=rng.uniform(0.669, 1, n))
     t = time.perf_counter()
     stamps, wide = _stamps(n, args.pool, args.seed)
     print(f"simulated {args.pool} stamps, {n} candidates: {time.perf_counter() - t:.1f} s")

@@ -22,7 +22,7 @@ import tracemalloc
 import numpy as np
 
 from m31clusters.simulate import PANDAS, simulate_field, simulate_stamps
-from m31clusters.simulate.instrument import _render_point_box
+from m31clusters.simulate._common import psf_box_radius, render_point_box
 from m31clusters.simulate.profiles import add_box, render_extended, split_position
 
 
@@ -35,14 +35,14 @@ def _naive_stamps(n, size=64, seed=0):
     33 x 33 box, every extended object FFT-convolved on its own box."""
     rng = np.random.default_rng(seed)
     fwhm = PANDAS.fwhm_pixels("i")
-    r = int(math.ceil(4.5 * fwhm))
+    r = psf_box_radius(fwhm)
     for _ in range(n):
         img = np.zeros((size + 2 * r, size + 2 * r))
         for _star in range(rng.poisson(60)):
             x, y = rng.uniform(0, size + 2 * r, 2)
             (ix,), (fx,) = split_position([x])
             (iy,), (fy,) = split_position([y])
-            add_box(img, 100.0 * _render_point_box(fwhm, 3.0, r, fx, fy), int(ix), int(iy))
+            add_box(img, 100.0 * render_point_box(fwhm, 3.0, r, fx, fy), int(ix), int(iy))
         for _obj in range(2):
             box = render_extended("sersic", 1.0, 3.0, 0.7, 0.3, 1e4, fwhm, 3.0)
             add_box(img, box, size // 2 + r, size // 2 + r)
@@ -109,7 +109,7 @@ def bench_field(n_ccds, field):
     img = np.zeros((ny, nx))
     t0 = time.perf_counter()
     add_points(img, rng.uniform(0, nx, m), rng.uniform(0, ny, m), np.full(m, 100.0), fwhm, 3.0,
-               int(math.ceil(4.5 * fwhm)))
+               psf_box_radius(fwhm))
     t_box = (time.perf_counter() - t0) / m
     print(f"per star: postage box {t_box * 1e6:.1f} us vs full frame {t_full * 1e3:.0f} ms "
           f"({t_full / t_box:.0f}x)")

@@ -27,18 +27,14 @@ from . import (  # noqa: E402
     fragments,
     geometry,
     inspection,
+    io,
     models,
     photometry,
     simulate,
     survey,
     training,
 )
-from .catalog import (  # noqa: E402
-    CANDIDATE_NAME_COLUMNS,
-    Catalog,
-    read_pandas_ascd,
-    write_pandas_ascd,
-)
+from .catalog import CANDIDATE_NAME_COLUMNS, Catalog  # noqa: E402
 from .classifier import ClusterClassifier  # noqa: E402
 from .crossmatch import deduplicate, match  # noqa: E402
 from .cutout import Cutout  # noqa: E402
@@ -52,6 +48,7 @@ from .geometry import (  # noqa: E402
     projected_radius,
 )
 from .inspection import combine_scores, inspection_montage  # noqa: E402
+from .io.pandas_ascd import read_pandas_ascd, write_pandas_ascd  # noqa: E402
 from .photometry import detect_sources, magnitude_limit, measure, snr_depth  # noqa: E402
 from .simulate import inject_clusters, simulate_field, simulate_stamps  # noqa: E402
 from .survey import SurveyRun, iter_chunks, run_survey  # noqa: E402
@@ -91,6 +88,7 @@ __all__ = [
     "cutout",
     "Cutout",
     "exceptions",
+    "io",
     "geometry",
     "Catalog",
     "CANDIDATE_NAME_COLUMNS",

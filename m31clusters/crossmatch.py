@@ -20,8 +20,9 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
+from .catalog import Catalog
 from .utils._sphere import unit_vectors
-from .utils._tables import as_catalog, table_skycoord
+from .utils._tables import table_skycoord
 from .utils._validation import as_quantity
 
 __all__ = ["match", "deduplicate", "match_literature", "LITERATURE_SOURCES"]
@@ -181,7 +182,7 @@ def match(catalog, reference, radius=1 * u.arcsec, name_column="name", into=None
         )
     ref_coords = _positions(reference, "reference")
 
-    out = as_catalog(catalog, copy=True)
+    out = Catalog(catalog, copy=True)
     n = len(out)
     xyz = _unit_vectors(cat_coords) if n else np.empty((0, 3))
     frame = cat_coords.frame if n else None
@@ -330,7 +331,7 @@ def deduplicate(catalog, radius=1 * u.arcsec, keep="max:Conf", field_column=None
     coords = _positions(catalog, "catalog")
     n = len(catalog)
     if n == 0:
-        out = as_catalog(catalog, copy=True)
+        out = Catalog(catalog, copy=True)
         out["n_det"] = np.zeros(0, dtype=np.int64)
         if field_column is not None:
             out["fields"] = np.zeros(0, dtype="U1")
@@ -358,7 +359,7 @@ def deduplicate(catalog, radius=1 * u.arcsec, keep="max:Conf", field_column=None
     kept = np.sort(order[starts])
     sizes = np.bincount(labels)
 
-    out = as_catalog(catalog[kept], copy=True)
+    out = Catalog(catalog[kept], copy=True)
     out["n_det"] = sizes[labels[kept]].astype(np.int64)
     out["n_det"].description = "number of detections merged into this row"
     if field_column is not None:
@@ -462,7 +463,7 @@ def match_literature(catalog, radius=1 * u.arcsec, *, columns=None):
             f"no shipped literature list for column(s) {unknown}; "
             f"available: {list(LITERATURE_SOURCES)}"
         )
-    out = as_catalog(catalog, copy=True)
+    out = Catalog(catalog, copy=True)
     for column in columns:
         loader = getattr(datasets, LITERATURE_SOURCES[column])
         reference = loader(halo_only=True) if column == "H14" else loader()

@@ -20,8 +20,9 @@ from astropy.coordinates import SkyCoord
 from astropy.table import MaskedColumn, Table, join, vstack
 from astropy.units import UnitsWarning
 
+from .catalog import Catalog
 from .exceptions import CorruptFileError
-from .utils._tables import RA_DEC_NAMES, as_catalog, table_skycoord
+from .utils._tables import SEXAGESIMAL_LABELS, position_columns, table_skycoord
 
 __all__ = [
     "load_rbc_v5",
@@ -33,9 +34,6 @@ __all__ = [
     "load_hectospec2015",
     "read_catalog",
 ]
-
-_SEXAGESIMAL = ["RAh", "RAm", "RAs", "DE-", "DEd", "DEm", "DEs"]
-
 
 def _data_file(*parts):
     return resources.files("m31clusters").joinpath("data", *parts)
@@ -50,7 +48,7 @@ def _finish(table, names, coords, drop=()):
     table.add_column(coords, name="coord", index=0)
     table.add_column(names, name="name", index=0)
     table["name"].description = "object name"
-    return as_catalog(table, copy=False)
+    return Catalog(table, copy=False)
 
 
 def _clean_names(col):
@@ -139,7 +137,7 @@ def load_caldwell2011(table="all"):
         parts = [load_caldwell2011("old"), load_caldwell2011("young")]
         for part, which in zip(parts, ("old", "young"), strict=True):
             part["table"] = np.full(len(part), which)
-        return as_catalog(vstack(parts, metadata_conflicts="silent"), copy=False)
+        return Catalog(vstack(parts, metadata_conflicts="silent"), copy=False)
     if table not in files:
         raise ValueError(f"table must be 'all', 'old' or 'young', got {table!r}")
     directory = _data_file("caldwell2011")
@@ -150,7 +148,7 @@ def load_caldwell2011(table="all"):
         )
     coords = table_skycoord(data)
     names = _clean_names(data["Name"])
-    return _finish(data, names, coords, drop=_SEXAGESIMAL + ["Name"])
+    return _finish(data, names, coords, drop=[*SEXAGESIMAL_LABELS, "Name"])
 
 
 #: Vega-to-AB offsets of HST ACS/WFC F475W and F814W (Sirianni et al. 2005,
@@ -498,17 +496,6 @@ def load_hectospec2015(halo_only=False):
     return cat
 
 
-def _position_columns(table):
-    """The columns `table_skycoord` takes the positions from."""
-    for name in table.colnames:
-        if isinstance(table[name], SkyCoord):
-            return [name]
-    for ra, dec in RA_DEC_NAMES:
-        if ra in table.colnames and dec in table.colnames:
-            return [ra, dec]
-    return [c for c in _SEXAGESIMAL if c in table.colnames]
-
-
 _FORMATS = {
     ".csv": "ascii.csv",
     ".ecsv": "ascii.ecsv",
@@ -604,7 +591,7 @@ def read_catalog(path, name_column="name", format=None, readme=None):
     except (KeyError, ValueError) as exc:
         raise type(exc)(f"{str(path)!r}: {exc.args[0]}") from None
     names = _clean_names(table[name_column])
-    drop = [name_column] + _position_columns(table)
+    drop = [name_column] + position_columns(table)[1]
     if "name" in table.colnames and name_column != "name":
         raise ValueError(
             f"{str(path)!r} has both {name_column!r} and 'name' columns; rename one of them"

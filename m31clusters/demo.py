@@ -278,8 +278,8 @@ def run_demo(out_dir, images=None, *, field=DEMO_FIELD, n_ccds=2, ccd_shape=(102
 
     # 5. candidate catalogue, de-duplication and literature names
     cands = Catalog.from_candidates(
-        sel["coord"], sel["gmag"], sel["e_gmag"], sel["imag"], sel["e_imag"], sel["Conf"],
-        pandas=sel["PAndAS"], rproj=sel["Rproj"],
+        sel["coord"], gmag=sel["gmag"], e_gmag=sel["e_gmag"], imag=sel["imag"],
+        e_imag=sel["e_imag"], conf=sel["Conf"], pandas=sel["PAndAS"], rproj=sel["Rproj"],
     )
     if len(cands):
         cands = deduplicate(cands, radius=match_radius, keep="max:Conf")

@@ -17,9 +17,9 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
+from .catalog import Catalog
 from .crossmatch import _angle_from_chord, _check_table, _chord, _parse_keep, _positions
 from .crossmatch import _unit_vectors as _xyz
-from .utils._tables import as_catalog
 from .utils._validation import as_quantity
 
 __all__ = ["merge_fragments"]
@@ -91,7 +91,7 @@ def merge_fragments(candidates, *, radius=2.5 * u.arcsec, size_column=None, size
         raise ValueError(f"radius must not be negative, got {radius} arcsec")
     how, key = _parse_keep(keep, candidates)
     n = len(candidates)
-    out_empty = as_catalog(candidates, copy=True)
+    out_empty = Catalog(candidates, copy=True)
     if n == 0:
         out_empty["n_frag"] = np.zeros(0, dtype=np.int64)
         return out_empty
@@ -121,7 +121,7 @@ def merge_fragments(candidates, *, radius=2.5 * u.arcsec, size_column=None, size
     order = np.lexsort((index, labels)) if how is None else np.lexsort((index, key, labels))
     sl = labels[order]
     kept = np.sort(order[np.flatnonzero(np.r_[True, sl[1:] != sl[:-1]])])
-    out = as_catalog(candidates[kept], copy=True)
+    out = Catalog(candidates[kept], copy=True)
     out["n_frag"] = np.bincount(labels)[labels[kept]].astype(np.int64)
     out["n_frag"].description = "number of candidates (fragments of one object) merged"
     return out

@@ -135,8 +135,8 @@ def test_match_ra_dec_columns_and_replaces_into():
 def test_match_into_candidate_catalog_placeholders():
     rbc = load_rbc_v5()
     c = rbc["coord"][:3].directional_offset_by(0 * u.deg, [0.2, 0.5, 3.0] * u.arcsec)
-    cands = Catalog.from_candidates(c, [18.0] * 3, [0.01] * 3, [17.0] * 3, [0.01] * 3,
-                                    [0.9, 0.8, 0.7])
+    cands = Catalog.from_candidates(c, gmag=[18.0] * 3, e_gmag=[0.01] * 3, imag=[17.0] * 3,
+                                    e_imag=[0.01] * 3, conf=[0.9, 0.8, 0.7])
     out = match(cands, rbc, into="RBC")
     assert out["RBC"].tolist() == ["B001", "B002", ""]
     np.testing.assert_allclose(out["RBC_sep"][:2], [0.2, 0.5], atol=1e-6)
@@ -177,7 +177,7 @@ def test_match_bad_input():
     with pytest.raises(KeyError, match="catalog: no positions found"):
         match(Table({"x": [1]}), ref, name_column="id")
     nan = Table({"ra": [1.0, np.nan], "dec": [2.0, 3.0]})
-    with pytest.raises(ValueError, match="catalog: 1 row"):
+    with pytest.raises(ValueError, match=r"catalog: the table has 1 non-finite position\(s\), first at row 1"):
         match(nan, ref, name_column="id")
     with pytest.raises(ValueError, match="position column"):
         match(cat, ref, name_column="id", into="coord")
@@ -254,8 +254,8 @@ def test_deduplicate_masked_fields():
     out = deduplicate(Table({"coord": c, "PAndAS": names}), keep="first")
     assert out["fields"].tolist() == ["m229,m230", ""]
     # a table-7 candidate catalogue (masked columns, field ids computed from positions)
-    cands = Catalog.from_candidates(c, [18.0] * 4, [0.01] * 4, [17.0] * 4, [0.01] * 4,
-                                    [0.6, 0.9, 0.7, 0.5])
+    cands = Catalog.from_candidates(c, gmag=[18.0] * 4, e_gmag=[0.01] * 4, imag=[17.0] * 4,
+                                    e_imag=[0.01] * 4, conf=[0.6, 0.9, 0.7, 0.5])
     out = deduplicate(cands)
     assert out["Conf"].tolist() == [0.9, 0.5] and out["Seq"].tolist() == [2, 4]
     assert out["n_det"].tolist() == [3, 1] and out["fields"][1] == ""  # (20, 0) is off-survey

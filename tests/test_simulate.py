@@ -290,10 +290,11 @@ def test_star_counts_rise_towards_m31_centre(tmp_path):
     from m31clusters.geometry import pandas_fields
 
     fields = pandas_fields()
-    radii, counts = [], []
+    ids = fields["PAndAS" if "PAndAS" in fields.colnames else "field"]
+    radii, counts, n_on, n_bright = [], [], [], []
     for offset in (0.5, 1.5, 2.5):
         field = _field_at(offset)
-        row = fields[fields["field"] == field][0]
+        row = fields[ids == field][0]
         centre = SkyCoord(float(row["ra"]), float(row["dec"]), unit="deg")
         radii.append(deprojected_radius(centre).to_value(u.kpc))
         out = tmp_path / str(offset)
@@ -307,9 +308,17 @@ def test_star_counts_rise_towards_m31_centre(tmp_path):
             fwhm = hdul[1].header["SEEING"] / PANDAS.pixel_scale
         found = DAOStarFinder(threshold=5 * noise, fwhm=fwhm)(data - np.median(data))
         counts.append(0 if found is None else len(found))
+        on = sim.truth[sim.truth["on_ccd"]]
+        n_on.append(len(on))
+        n_bright.append(int(np.sum(on["imag"] < 23)))
     assert np.all(np.diff(radii) > 0)
     # Detected sources (independent detector) fall steeply with galactocentric radius.
-    assert counts[0] > 1.5 * counts[1] > 10 * counts[2] >= 0
+    assert counts[0] > 1.5 * counts[1] > 10 * counts[2]
+    # In the sparse outer field, where nothing is blended, the detector finds
+    # at least half of the objects brighter than i = 23 and no more sources
+    # than there are objects.
+    assert n_bright[2] >= 3
+    assert n_bright[2] / 2 <= counts[2] <= n_on[2]
 
 
 # ---------------------------------------------------------------------------
@@ -354,6 +363,44 @@ def test_inject_hdu_and_nddata(tmp_path):
         _, truth3 = inject_clusters(hdus, positions=where, seed=4)
         np.testing.assert_allclose(truth3["x"].value, [50.0, 120.0], atol=1e-6)
         np.testing.assert_allclose(truth3["y"].value, [60.0, 150.0], atol=1e-6)
+        # The same clusters at the same pixels, given as pixels.
+        out4, truth4 = inject_clusters(hdus, positions=[[50.0, 60.0], [120.0, 150.0]] * u.pix,
+                                       seed=4, add_noise=False)
+        out5, truth5 = inject_clusters(hdus, positions=where, seed=4, add_noise=False)
+        np.testing.assert_allclose(truth4["ra"], truth3["ra"], rtol=0, atol=1e-9)
+        np.testing.assert_array_equal(truth5["gmag"], truth4["gmag"])
+        np.testing.assert_allclose(out4["g"].data, out5["g"].data, rtol=1e-4, atol=1e-3)
+
+
+def test_inject_fwhm_and_margin_are_quantities():
+    g = np.zeros((120, 120))
+    images = {"g": g, "i": g.copy()}
+    zp = {"g": 30.0, "i": 30.0}
+    where = [[60.0, 60.0]] * u.pix
+    kw = dict(positions=where, zeropoints=zp, mag_range=(18, 18), reff_range=(0.5, 0.5) * u.pc,
+              add_noise=False, young_fraction=1.0, seed=2)
+    narrow, _ = inject_clusters(images, fwhm=0.6 * u.arcsec, **kw)
+    wide, _ = inject_clusters(images, fwhm=1.2 * u.arcsec, **kw)
+    same, _ = inject_clusters(images, fwhm={"g": 0.6 / PANDAS.pixel_scale * u.pix,
+                                            "i": 0.6 * u.arcsec}, **kw)
+    np.testing.assert_allclose(same["g"], narrow["g"], rtol=1e-12)
+    # Twice the seeing: the peak drops by about four.
+    assert 3.0 < narrow["g"].max() / wide["g"].max() < 4.5
+    # Random positions keep the margin (in pixels or as an angle).
+    _, truth = inject_clusters(images, n=50, margin=40 * u.pix, seed=1)
+    assert np.all((truth["x"].value >= 40) & (truth["x"].value <= 79))
+    _, truth = inject_clusters(images, n=50, margin=40 * PANDAS.pixel_scale * u.arcsec, seed=1)
+    assert np.all((truth["y"].value >= 40 - 1e-9) & (truth["y"].value <= 79 + 1e-9))
+    with pytest.raises(TypeError, match="fwhm must be a Quantity"):
+        inject_clusters(images, n=1, fwhm=0.7)
+    with pytest.raises(TypeError, match="margin must be a Quantity"):
+        inject_clusters(images, n=1, margin=32)
+    with pytest.raises(u.UnitTypeError, match="margin"):
+        inject_clusters(images, n=1, margin=3 * u.kg)
+    with pytest.raises(TypeError, match="positions must be a SkyCoord or a Quantity"):
+        inject_clusters(images, positions=[[10.0, 10.0]])
+    with pytest.raises(ValueError, match=r"shape \(N, 2\)"):
+        inject_clusters(images, positions=[[1.0, 2.0, 3.0]] * u.pix)
 
 
 # ---------------------------------------------------------------------------

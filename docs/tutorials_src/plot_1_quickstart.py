@@ -63,8 +63,8 @@ print(f"{len(sel)} candidates above threshold {clf.threshold:.3f}")
 # %%
 # 5. The table-7 catalogue, de-duplicated and cross-matched with RBC v5 and
 # Caldwell et al. (2011), then published as a CDS ReadMe + data file.
-cands = m31.Catalog.from_candidates(sel["coord"], sel["gmag"], sel["e_gmag"],
-                                    sel["imag"], sel["e_imag"], sel["Conf"])
+cands = m31.Catalog.from_candidates(sel["coord"], gmag=sel["gmag"], e_gmag=sel["e_gmag"],
+                                    imag=sel["imag"], e_imag=sel["e_imag"], conf=sel["Conf"])
 cands = m31.deduplicate(cands, radius=1 * m31.geometry.u.arcsec)
 cands = m31.match(cands, m31.load_rbc_v5(), into="RBC")
 cands = m31.match(cands, m31.load_caldwell2011(), into="C11")

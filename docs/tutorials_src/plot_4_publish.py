@@ -23,9 +23,9 @@ coord = M31_CENTER.directional_offset_by(rng.uniform(0, 360, n) * u.deg,
                                          rng.uniform(0.05, 1.5, n) * u.deg)
 g = rng.uniform(16, 21, n)
 i = g - rng.uniform(0.3, 1.3, n)
-cands = Catalog.from_candidates(coord, g, rng.uniform(0.001, 0.03, n), i,
-                                rng.uniform(0.001, 0.05, n), rng.uniform(0.67, 1.0, n),
-                                score=rng.integers(3, 5, n))
+cands = Catalog.from_candidates(coord, gmag=g, e_gmag=rng.uniform(0.001, 0.03, n), imag=i,
+                                e_imag=rng.uniform(0.001, 0.05, n),
+                                conf=rng.uniform(0.67, 1.0, n), score=rng.integers(3, 5, n))
 cands["RBC"][0] = "B001-G039"   # a name from an earlier catalogue
 cands["imag"][3] = np.nan       # a failed measurement: a blank, nullable column
 print(cands)

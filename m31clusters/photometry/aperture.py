@@ -17,8 +17,9 @@ from astropy import units as u
 from astropy.coordinates import SkyCoord
 from astropy.table import Table
 
+from ..catalog import Catalog
 from ..exceptions import BandError, OffImageWarning
-from ..utils._tables import as_catalog, table_skycoord
+from ..utils._tables import table_skycoord
 from ..utils._validation import as_skycoord
 from ._apertures import aperture_photometry
 from ._image import _finite, _image, _pixel_scale, _positive, _to_pixels
@@ -321,4 +322,4 @@ def measure(images, positions, *, aperture=2 * u.arcsec, annulus=(4, 6) * u.arcs
             "some positions are off the image or touch missing pixels and have NaN "
             f"photometry: {lost} of {n}", OffImageWarning
         )
-    return as_catalog(out, copy=False)
+    return Catalog(out, copy=False)

@@ -12,8 +12,8 @@ import numbers
 import numpy as np
 from astropy import units as u
 
+from ..catalog import Catalog
 from ..exceptions import BandError
-from ..utils._tables import as_catalog
 
 __all__ = ["magnitude_limit", "snr_depth"]
 
@@ -75,7 +75,7 @@ def magnitude_limit(catalog, band="g", limit=21.0, *, brighter=True):
         raise ValueError(f"limit must be a finite magnitude, got {limit}")
     finite = np.isfinite(mags)
     keep = finite & (mags < limit if brighter else mags >= limit)
-    return as_catalog(catalog[keep], copy=True)
+    return Catalog(catalog[keep], copy=True)
 
 
 def snr_depth(catalog, band="g", snr=10.0):

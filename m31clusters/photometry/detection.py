@@ -20,9 +20,9 @@ from astropy.stats import SigmaClip
 from astropy.table import Table
 from scipy import ndimage
 
+from ..catalog import Catalog
 from ..exceptions import NoDetectionsWarning
 from ..utils._progress import PROGRESS_DEFAULT
-from ..utils._tables import as_catalog
 from ._image import _bad_pixels, _image, _pixel_scale, _positive, _to_pixels
 
 __all__ = ["detect_sources"]
@@ -239,5 +239,5 @@ def detect_sources(image, wcs=None, *, nsigma=5.0, n_pixels=5, fwhm=3.5 * u.pix,
         segm = _deblend(convolved, segm, n_pixels, progress)
     if segm is None:
         warnings.warn("no sources found above the detection threshold", NoDetectionsWarning)
-        return as_catalog(_empty(meta), copy=False)
-    return as_catalog(_catalog(sub, segm, convolved, bad, wcs, scale, meta), copy=False)
+        return Catalog(_empty(meta), copy=False)
+    return Catalog(_catalog(sub, segm, convolved, bad, wcs, scale, meta), copy=False)

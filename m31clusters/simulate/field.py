@@ -23,8 +23,9 @@ from ..geometry import (
 from ..utils._io import atomic_path, check_overwrite
 from ..utils._progress import progress_bar
 from . import scene as _scene
-from .instrument import PANDAS, Instrument, _render_point_box
-from .profiles import _box_half, add_box, psf_kernel, render_intrinsic, split_position
+from ._common import cluster_obj, psf_box_radius, render_point_box
+from .instrument import PANDAS, Instrument
+from .profiles import add_box, box_half, psf_kernel, render_intrinsic, split_position
 from .render import add_noise, add_stars
 from .scene import M31_SCENE, Scene
 
@@ -74,6 +75,12 @@ class SimulatedField:
     truth: Table
     catalog: Table
     placement: Table = None
+
+    @property
+    def paths(self):
+        """Every file written: the g and i images, the truth table and the catalogue."""
+        out = [self.images[b] for b in sorted(self.images)] + [self.truth_path]
+        return out + ([self.catalog_path] if self.catalog_path is not None else [])
 
 
 def megacam_layout(ccd_shape=_FULL_SHAPE):
@@ -291,7 +298,8 @@ def simulate_field(field=None, *, n_ccds=36, ccd_shape=(4612, 2048), out_dir="."
     Returns
     -------
     `SimulatedField`
-        Paths, the truth table and the catalogue.
+        The paths written (``.paths`` lists them all), the truth table and
+        the catalogue.
 
     Raises
     ------
@@ -477,9 +485,8 @@ def _simulate_ccd(rng, wcs, shape, ccd, field, fwhm_pix, beta, instrument, scene
         cls = _scene.sample_clusters(rng, x.size, kind, scene.cluster_mag_range,
                                      scene.cluster_reff_range, scene.resolved_fraction,
                                      gmag=gmag, member_limit=scene.member_limit)
-        from .stamps import _cluster_obj
         for xx, yy, cl in zip(x, y, cls, strict=True):
-            obj = _cluster_obj(cl, xx, yy, pc_per_pix)
+            obj = cluster_obj(cl, xx, yy, pc_per_pix)
             obj.update(kind="cluster", population=kind, reff_pc=cl["reff_pc"], cluster_row=-1)
             extended.append(obj)
     if given is not None:
@@ -511,9 +518,9 @@ def _simulate_ccd(rng, wcs, shape, ccd, field, fwhm_pix, beta, instrument, scene
         zp = instrument.zeropoint(b)
         smooth, amp = _smooth_light(ny, nx, wcs, dens, faint, b, zp, pix_area)
         smooth_at[b] = smooth[iyall, ixall]
-        psf_r = int(math.ceil(4.5 * fwhm_pix[b]))
+        psf_r = psf_box_radius(fwhm_pix[b])
         amp *= white
-        model = oaconvolve(amp, _render_point_box(fwhm_pix[b], beta, psf_r, 0.0, 0.0),
+        model = oaconvolve(amp, render_point_box(fwhm_pix[b], beta, psf_r, 0.0, 0.0),
                            mode="same")
         del amp
         model += smooth
@@ -532,14 +539,14 @@ def _simulate_ccd(rng, wcs, shape, ccd, field, fwhm_pix, beta, instrument, scene
                 add_stars(model, mem["x"], mem["y"], flux * mfrac, fwhm_pix[b], beta,
                           instrument.pixel_noise(b))
             reff = max(obj["reff_pix"], 1e-3)
-            half = _box_half(obj["profile"], obj["shape"], reff, max_half=200)
+            half = box_half(obj["profile"], obj["shape"], reff, max_half=200)
             (ix,), (fx,) = split_position([obj["x"]])
             (iy,), (fy,) = split_position([obj["y"]])
             boxim = render_intrinsic(obj["profile"], obj["shape"], reff, obj["q"], obj["theta"],
                                      flux * (1 - frac), fx, fy, half)
             add_box(intrinsic, boxim, int(ix), int(iy))
         if extended:
-            ker = psf_kernel(fwhm_pix[b], beta, int(math.ceil(4.5 * fwhm_pix[b])))
+            ker = psf_kernel(fwhm_pix[b], beta, psf_box_radius(fwhm_pix[b]))
             model += oaconvolve(intrinsic, ker, mode="same")
         del intrinsic
         images[b] = add_noise(model, b, instrument, rng)
@@ -584,9 +591,7 @@ def _simulate_ccd(rng, wcs, shape, ccd, field, fwhm_pix, beta, instrument, scene
 
 
 def _crowd_faint(density, scene, faint):
-    from .stamps import _crowding_limit
-
-    return round(float(_crowding_limit(density, scene, faint)), 3)
+    return round(float(_scene.crowding_limit(density, scene, faint)), 3)
 
 
 def _observe(t, smooth_at, fwhm_pix, beta, instrument, rng, field, ccd):
@@ -752,8 +757,6 @@ def _clusters_on_ccd(given, wcs, shape, center, margin=20):
 
 def _given_cluster_objs(here, scene, pc_per_pix):
     """Render dicts of the clusters placed on one CCD."""
-    from .stamps import _cluster_obj
-
     rng = np.random.default_rng(here["seed"])
     kinds = np.where(here["young"], "young", "old")
     reff_pc = here["reff_arcsec"] * scene.pc_per_arcsec
@@ -763,7 +766,7 @@ def _given_cluster_objs(here, scene, pc_per_pix):
                                  member_limit=scene.member_limit)
     objs = []
     for k, cl in enumerate(cls):
-        obj = _cluster_obj(cl, float(here["x"][k]), float(here["y"][k]), pc_per_pix)
+        obj = cluster_obj(cl, float(here["x"][k]), float(here["y"][k]), pc_per_pix)
         obj.update(kind="cluster", population=cl["population"], reff_pc=cl["reff_pc"],
                    cluster_row=int(here["row"][k]))
         objs.append(obj)

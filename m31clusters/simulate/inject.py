@@ -4,6 +4,7 @@ Artificial-cluster injection into real images, for completeness measurements.
 
 import numpy as np
 from astropy import units as u
+from astropy.coordinates import SkyCoord
 from astropy.io import fits
 from astropy.nddata import NDData
 from astropy.table import Table
@@ -12,10 +13,11 @@ from astropy.wcs import WCS
 from ..exceptions import BandError, NoWCSError
 from ..utils._validation import as_quantity
 from . import scene as _scene
+from ._common import check_mag_range, cluster_obj
 from .instrument import PANDAS, Instrument
 from .profiles import add_box, render_extended, split_position
 from .render import add_stars
-from .scene import M31_SCENE, _check_mag_range
+from .scene import M31_SCENE
 
 __all__ = ["inject_clusters"]
 
@@ -45,7 +47,7 @@ def _unpack(image, band):
 
 def inject_clusters(images, wcs=None, n=10, *, mag_range=(15.0, 22.0),
                     reff_range=(0.5, 10.0) * u.pc, young_fraction=0.5, positions=None,
-                    margin=32, zeropoints=None, fwhm=None, beta=None, gain=None,
+                    margin=32 * u.pix, zeropoints=None, fwhm=None, beta=None, gain=None,
                     instrument=PANDAS, scene=M31_SCENE, add_noise=True, seed=None):
     """
     Add artificial star clusters to copies of real images.
@@ -74,15 +76,22 @@ def inject_clusters(images, wcs=None, n=10, *, mag_range=(15.0, 22.0),
         Range of half-light radii (log-uniform), length units.
     young_fraction : float
         Fraction of young (blue, EFF) clusters.
-    positions : `~astropy.coordinates.SkyCoord`, optional
-        Where to put the clusters; default: uniform random pixels at least
-        *margin* pixels from the edges.
-    margin : int
-        Edge margin for random positions (pixels).
-    zeropoints, fwhm, gain : dict or float, optional
-        Per band AB zero point (1 ADU), PSF FWHM (arcsec) and gain; default:
-        the HDU headers' ``MAGZPT``/``PHOTZP``, ``SEEING`` and ``GAIN``,
-        else the *instrument*'s values.
+    positions : `~astropy.coordinates.SkyCoord` or `~astropy.units.Quantity`, optional
+        Where to put the clusters: sky positions (needs a WCS), or 0-based
+        pixel positions ``(x, y)`` as a Quantity of shape (N, 2) in
+        ``u.pix``; default: uniform random pixels at least *margin* from
+        the edges.
+    margin : `~astropy.units.Quantity`
+        Edge margin for random positions, in pixels (``u.pix``) or an angle
+        (converted with the instrument's pixel scale); default 32 pixels.
+    zeropoints, gain : dict or float, optional
+        Per band AB zero point (1 ADU) and gain (e-/ADU); default: the HDU
+        headers' ``MAGZPT``/``PHOTZP`` and ``GAIN``, else the *instrument*'s
+        values.
+    fwhm : `~astropy.units.Quantity` or dict, optional
+        PSF FWHM, an angle (or ``u.pix``), one for all bands or a dict per
+        band; default: the headers' ``SEEING`` (arcsec), else the
+        *instrument*'s.
     beta : float, optional
         Moffat beta (default: header ``PSFBETA`` or the instrument's).
     instrument : `~m31clusters.simulate.Instrument`
@@ -111,7 +120,9 @@ def inject_clusters(images, wcs=None, n=10, *, mag_range=(15.0, 22.0),
         For a band the instrument does not know, or without a zero point.
     ValueError
         Images of different shapes, bad magnitudes or sizes, an image
-        smaller than twice the margin.
+        smaller than twice the margin, pixel *positions* not shaped (N, 2).
+    TypeError
+        A *margin*, *fwhm* or *positions* without units.
     NoWCSError
         If *positions* is given but no WCS is known.
 
@@ -123,12 +134,21 @@ def inject_clusters(images, wcs=None, n=10, *, mag_range=(15.0, 22.0),
     >>> out, truth = inject_clusters({"g": g, "i": i}, n=3, seed=0)
     >>> len(truth), out["g"].sum() > 0, g.sum()
     (3, np.True_, np.float64(0.0))
+
+    At chosen pixels, with a given seeing:
+
+    >>> import astropy.units as u
+    >>> where = [[50.0, 60.0], [120.5, 80.0]] * u.pix
+    >>> out, truth = inject_clusters({"g": g, "i": i}, positions=where, fwhm=0.8 * u.arcsec,
+    ...                              seed=0)
+    >>> truth["x"].tolist(), truth["y"].tolist()
+    ([50.0, 120.5], [60.0, 80.0])
     """
     if not hasattr(images, "items") or not images:
         raise TypeError("images must be a non-empty dict mapping band name -> image")
     if not isinstance(instrument, Instrument):
         raise TypeError(f"instrument must be an Instrument, got {type(instrument).__name__}")
-    mag_lo, mag_hi = _check_mag_range(mag_range, "mag_range")
+    mag_lo, mag_hi = check_mag_range(mag_range, "mag_range")
     reff_q = as_quantity(reff_range, u.pc, "reff_range").value
     if np.ndim(reff_q) != 1 or len(reff_q) != 2 or not 0 < reff_q[0] <= reff_q[1] \
             or not np.all(np.isfinite(reff_q)):
@@ -149,34 +169,48 @@ def inject_clusters(images, wcs=None, n=10, *, mag_range=(15.0, 22.0),
     if wcs is not None and not wcs.has_celestial:
         raise NoWCSError("the WCS given has no celestial axes")
     rng = np.random.default_rng(seed)
+    margin_pix = _to_pixels(margin, "margin", instrument.pixel_scale)
+    fwhm_arcsec = None
+    if fwhm is not None:
+        values = fwhm if hasattr(fwhm, "items") else {b: fwhm for b in unpacked}
+        fwhm_arcsec = {b: _to_pixels(v, f"fwhm[{b!r}]" if hasattr(fwhm, "items") else "fwhm",
+                                     instrument.pixel_scale) * instrument.pixel_scale
+                       for b, v in values.items()}
 
     if positions is not None:
-        if wcs is None:
-            raise NoWCSError("positions were given but the images have no WCS; pass wcs=")
-        px, py = wcs.world_to_pixel(positions)
+        if isinstance(positions, SkyCoord):
+            if wcs is None:
+                raise NoWCSError("positions were given but the images have no WCS; pass wcs=")
+            px, py = wcs.world_to_pixel(positions)
+        elif isinstance(positions, u.Quantity) and positions.unit == u.pix:
+            xy = np.atleast_2d(positions.value).astype(float)
+            if xy.ndim != 2 or xy.shape[1] != 2:
+                raise ValueError(f"pixel positions must have shape (N, 2), got {positions.shape}")
+            px, py = xy[:, 0], xy[:, 1]
+        else:
+            raise TypeError("positions must be a SkyCoord or a Quantity of pixel positions "
+                            f"(N, 2) in u.pix, got {type(positions).__name__}")
         px, py = np.atleast_1d(px).astype(float), np.atleast_1d(py).astype(float)
         n = px.size
     else:
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
             raise ValueError(f"n must be a non-negative integer, got {n!r}")
-        if nx <= 2 * margin or ny <= 2 * margin:
+        if nx <= 2 * margin_pix or ny <= 2 * margin_pix:
             raise ValueError(f"images of shape {(ny, nx)} are too small for margin={margin}")
-        px = rng.uniform(margin, nx - 1 - margin, n)
-        py = rng.uniform(margin, ny - 1 - margin, n)
+        px = rng.uniform(margin_pix, nx - 1 - margin_pix, n)
+        py = rng.uniform(margin_pix, ny - 1 - margin_pix, n)
     kinds = np.where(rng.random(n) < young_fraction, "young", "old")
     clusters = _scene.sample_clusters(rng, n, kinds, (mag_lo, mag_hi), tuple(reff_q),
                                       scene.resolved_fraction,
                                       member_limit=scene.member_limit)
 
     pc_per_pix = scene.pc_per_arcsec * instrument.pixel_scale
-    from .stamps import _cluster_obj
-
-    objs = [_cluster_obj(cl, x, y, pc_per_pix) for cl, x, y in zip(clusters, px, py, strict=True)]
+    objs = [cluster_obj(cl, x, y, pc_per_pix) for cl, x, y in zip(clusters, px, py, strict=True)]
     out = {}
     for band, (data, header, _, kind) in unpacked.items():
         hdr = header if header is not None else {}
         zp = _param(zeropoints, band, hdr, ("MAGZPT", "PHOTZP"), instrument.zeropoint, "zeropoint")
-        fw = _param(fwhm, band, hdr, ("SEEING",), lambda b: instrument.fwhm[b], "fwhm")
+        fw = _param(fwhm_arcsec, band, hdr, ("SEEING",), lambda b: instrument.fwhm[b], "fwhm")
         gn = _param(gain, band, hdr, ("GAIN",), lambda b: instrument.gain, "gain")
         bt = float(beta if beta is not None else hdr.get("PSFBETA", instrument.beta))
         fwhm_pix = fw / instrument.pixel_scale
@@ -248,3 +282,17 @@ def _param(value, band, header, keys, default, name):
     except (BandError, KeyError):
         raise BandError(f"no {name} for band {band!r}: pass {name}= or use an instrument "
                         "that has this band") from None
+
+
+def _to_pixels(value, name, pixel_scale):
+    """A Quantity in pixels or an angle, as a float number of pixels."""
+    if not isinstance(value, u.Quantity):
+        raise TypeError(f"{name} must be a Quantity in pixels (u.pix) or an angle "
+                        f"(e.g. {name}=32 * u.pix), got {value!r}")
+    if value.unit == u.pix:
+        return float(value.value)
+    try:
+        return float(value.to_value(u.arcsec)) / pixel_scale
+    except u.UnitConversionError:
+        raise u.UnitTypeError(f"{name} must be in pixels or an angle, got {value.unit!s}") \
+            from None

@@ -11,79 +11,15 @@ derivation.
 """
 
 import dataclasses
-import functools
 import math
 
 import numpy as np
 from scipy.optimize import brentq
 
 from ..exceptions import BandError
+from ._common import moffat_alpha, psf_box_radius, render_point_box
 
 __all__ = ["Instrument", "PANDAS", "moffat_alpha"]
-
-
-def moffat_alpha(fwhm, beta):
-    """
-    Moffat core width ``alpha`` for a given FWHM and ``beta``.
-
-    A Moffat profile ``I(r) = (beta - 1) / (pi alpha**2) (1 + r**2/alpha**2)**-beta``
-    has ``FWHM = 2 alpha sqrt(2**(1/beta) - 1)``.
-
-    Examples
-    --------
-    >>> from m31clusters.simulate import moffat_alpha
-    >>> round(moffat_alpha(1.0, 3.0), 4)
-    0.9807
-    """
-    return fwhm / (2.0 * math.sqrt(2.0 ** (1.0 / beta) - 1.0))
-
-
-def _moffat(r2, alpha, beta):
-    """Unit-flux Moffat surface brightness at squared radius *r2* (same units as alpha)."""
-    return (beta - 1.0) / (math.pi * alpha**2) * (1.0 + r2 / alpha**2) ** (-beta)
-
-
-def _moffat_enclosed(r, alpha, beta):
-    """Fraction of a Moffat profile's light within radius *r*."""
-    return 1.0 - (1.0 + (np.asarray(r) / alpha) ** 2) ** (1.0 - beta)
-
-
-@functools.lru_cache(maxsize=64)
-def _psf_library(fwhm, beta, radius, nphase=8, oversample=5):
-    """
-    Pixel-integrated Moffat PSFs at ``nphase**2`` sub-pixel phases.
-
-    Returns an array (nphase, nphase, 2*radius+1, 2*radius+1); entry
-    ``[ky, kx]`` is the PSF whose centre lies at offset
-    ``((kx + 0.5)/nphase - 0.5, (ky + 0.5)/nphase - 0.5)`` pixels from the
-    central pixel centre, integrated over each pixel by ``oversample**2``
-    sub-samples.  Not renormalised: light beyond the box is lost, as it
-    would be in an image (less than 0.4% for radius >= 4 FWHM).
-    """
-    alpha = moffat_alpha(fwhm, beta)
-    n = 2 * radius + 1
-    sub = (np.arange(n * oversample) + 0.5) / oversample - radius - 0.5
-    phases = (np.arange(nphase) + 0.5) / nphase - 0.5
-    # 1-D squared offsets for every phase: (nphase, n*oversample)
-    d2 = (sub[None, :] - phases[:, None]) ** 2
-    lib = np.empty((nphase, nphase, n, n))
-    for ky in range(nphase):
-        prof = _moffat(d2[ky][:, None] + d2[:, None, :], alpha, beta)  # (nph, ny_s, nx_s)
-        prof = prof.reshape(nphase, n, oversample, n, oversample).mean(axis=(2, 4))
-        lib[ky] = prof
-    lib.setflags(write=False)
-    return lib
-
-
-@functools.lru_cache(maxsize=64)
-def _psf_kernel(fwhm, beta, radius, oversample):
-    """Moffat PSF sampled on a grid of step 1/oversample pixel (odd size, centred)."""
-    alpha = moffat_alpha(fwhm, beta)
-    h = radius * oversample
-    s = np.arange(-h, h + 1) / oversample
-    ker = _moffat(s[:, None] ** 2 + s[None, :] ** 2, alpha, beta) / oversample**2
-    ker.setflags(write=False)
-    return ker
 
 
 _PANDAS_BANDS = ("g", "i")
@@ -224,8 +160,8 @@ class Instrument:
         return self.fwhm[band] / self.pixel_scale
 
     def psf_radius(self, fwhm_pix):
-        """Half-size (pixels) of the box used for point sources: 4.5 FWHM."""
-        return int(math.ceil(4.5 * fwhm_pix))
+        """Half-size (pixels) of the box used for point sources (``ceil(4.5 FWHM)``)."""
+        return psf_box_radius(fwhm_pix)
 
     def psf_image(self, band, fwhm=None, beta=None, offset=(0.0, 0.0)):
         """
@@ -252,7 +188,7 @@ class Instrument:
         fwhm_pix = (self.fwhm[band] if fwhm is None else fwhm) / self.pixel_scale
         beta = self.beta if beta is None else beta
         radius = self.psf_radius(fwhm_pix)
-        return _render_point_box(fwhm_pix, beta, radius, offset[0], offset[1])
+        return render_point_box(fwhm_pix, beta, radius, offset[0], offset[1])
 
     # -- depth -------------------------------------------------------------
     def depth(self, band, snr=10.0, fwhm=None, sky=None):
@@ -381,15 +317,6 @@ class Instrument:
             ("PIXSCALE", self.pixel_scale, "[arcsec/pixel]"),
             ("DEPTH10", round(self.depth(band, fwhm=fwhm), 3), "[mag] 10-sigma point depth"),
         ]
-
-
-def _render_point_box(fwhm_pix, beta, radius, dx, dy, oversample=5):
-    """Pixel-integrated Moffat on a (2r+1)^2 box centred at (dx, dy)."""
-    alpha = moffat_alpha(fwhm_pix, beta)
-    n = 2 * radius + 1
-    sub = (np.arange(n * oversample) + 0.5) / oversample - radius - 0.5
-    prof = _moffat((sub[:, None] - dy) ** 2 + (sub[None, :] - dx) ** 2, alpha, beta)
-    return prof.reshape(n, oversample, n, oversample).mean(axis=(1, 3))
 
 
 #: PAndAS defaults (CFHT/MegaCam g and i, 3 x 450 s stacks), with the sky

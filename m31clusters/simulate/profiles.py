@@ -27,7 +27,7 @@ from scipy.optimize import brentq
 from scipy.special import gamma as gamma_fn
 from scipy.special import gammainc, gammaincinv, kv
 
-from .instrument import _psf_kernel, _psf_library
+from ._common import psf_box_radius, psf_kernel_grid, psf_library
 
 __all__ = ["king_enclosed", "eff_enclosed", "sersic_enclosed", "half_light_scale"]
 
@@ -145,7 +145,7 @@ def sersic_total(n):
     return 2.0 * math.pi * n * math.exp(b) * b ** (-2.0 * n) * gamma_fn(2.0 * n)
 
 
-def _box_half(profile, shape, reff, fwhm=0.0, max_half=None):
+def box_half(profile, shape, reff, fwhm=0.0, max_half=None):
     scale = reff / half_light_scale(profile, shape)
     half = int(math.ceil(_extent(profile, shape) * scale)) + int(math.ceil(4.0 * fwhm)) + 1
     if max_half is not None:
@@ -188,7 +188,7 @@ def render_intrinsic(profile, shape, reff, q, theta, flux, dx=0.0, dy=0.0, half=
     """
     scale = reff / half_light_scale(profile, shape)
     if half is None:
-        half = _box_half(profile, shape, reff)
+        half = box_half(profile, shape, reff)
     if oversample is None:
         oversample = 5 if reff * q < 3.0 else 1
     os_ = int(oversample)
@@ -230,15 +230,15 @@ def render_extended(profile, shape, reff, q, theta, flux, fwhm, beta, dx=0.0, dy
     the PSF sampled at pixel centres gives the pixel-integrated convolved
     image (to ~0.1% for a FWHM of 3 pixels or more).
     """
-    half = _box_half(profile, shape, reff, fwhm, max_half)
+    half = box_half(profile, shape, reff, fwhm, max_half)
     img = render_intrinsic(profile, shape, reff, q, theta, flux, dx, dy, half, oversample)
-    ker = psf_kernel(fwhm, beta, min(int(math.ceil(4.5 * fwhm)), half))
+    ker = psf_kernel(fwhm, beta, min(psf_box_radius(fwhm), half))
     return convolve_same(img, ker)
 
 
 def psf_kernel(fwhm, beta, radius):
     """Moffat PSF sampled at pixel centres, (2r+1)^2, not renormalised."""
-    return _psf_kernel(round(float(fwhm), 6), round(float(beta), 6), int(radius), 1)
+    return psf_kernel_grid(round(float(fwhm), 6), round(float(beta), 6), int(radius), 1)
 
 
 def convolve_same(img, ker):
@@ -308,7 +308,7 @@ def add_points(image, x, y, flux, fwhm, beta, radius, nphase=8):
     y = np.asarray(y, dtype=float).ravel()
     flux = np.asarray(flux, dtype=float).ravel()
     r = int(radius)
-    lib = _psf_library(round(float(fwhm), 6), round(float(beta), 6), r, nphase)
+    lib = psf_library(round(float(fwhm), 6), round(float(beta), 6), r, nphase)
     ny, nx = image.shape
     ix, fx = split_position(x)
     iy, fy = split_position(y)

@@ -8,13 +8,13 @@ import math
 
 import numpy as np
 
-from .instrument import _render_point_box, moffat_alpha
+from ._common import moffat_alpha, psf_box_radius, render_point_box
 from .profiles import add_box, add_points, split_position
 
 __all__ = []
 
-#: Tiers of point-source box half-sizes, in units of the FWHM (the first is
-#: the instrument's default 4.5 FWHM); brighter stars get bigger boxes.
+#: Tiers of point-source box half-sizes (pixels) beyond the default box of
+#: `psf_box_radius`; brighter stars get bigger boxes.
 _LIB_MAX_RADIUS = 48
 _DIRECT_MAX_RADIUS = 250
 
@@ -22,7 +22,7 @@ _DIRECT_MAX_RADIUS = 250
 def point_radius(flux, fwhm, beta, noise):
     """Box half-size (pixels) where a star's wing drops to 0.2 sigma of the sky noise."""
     alpha = moffat_alpha(fwhm, beta)
-    base = int(math.ceil(4.5 * fwhm))
+    base = psf_box_radius(fwhm)
     flux = np.asarray(flux, dtype=float)
     x = 0.2 * noise * math.pi * alpha**2 / ((beta - 1.0) * np.maximum(flux, 1e-300))
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
@@ -37,7 +37,7 @@ def add_stars(image, x, y, flux, fwhm, beta, noise):
     if x.size == 0:
         return image
     need = point_radius(flux, fwhm, beta, noise)
-    base = int(math.ceil(4.5 * fwhm))
+    base = psf_box_radius(fwhm)
     small = need <= base
     add_points(image, x[small], y[small], flux[small], fwhm, beta, base)
     mid = ~small & (need <= _LIB_MAX_RADIUS)
@@ -47,7 +47,7 @@ def add_stars(image, x, y, flux, fwhm, beta, noise):
         r = int(min(need[j], _DIRECT_MAX_RADIUS))
         (ix,), (fx,) = split_position([x[j]])
         (iy,), (fy,) = split_position([y[j]])
-        box = _render_point_box(fwhm, beta, r, fx, fy, oversample=3)
+        box = render_point_box(fwhm, beta, r, fx, fy, oversample=3)
         add_box(image, flux[j] * box, int(ix), int(iy))
     return image
 
@@ -105,7 +105,6 @@ def fourier_images(n, fwhms, beta, x, y, fluxes, intrinsics, white=None, amplitu
     """
     from scipy import fft as sfft
 
-    from .instrument import moffat_alpha
     from .profiles import moffat_ft
 
     u = sfft.rfftfreq(n)

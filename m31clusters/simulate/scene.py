@@ -42,6 +42,7 @@ import math
 
 import numpy as np
 
+from ._common import check_mag_range
 from .profiles import EFF_TRUNCATION, eff_enclosed, half_light_scale, king_enclosed
 
 __all__ = ["Scene", "M31_SCENE"]
@@ -53,19 +54,6 @@ TRGB_I = 21.0
 #: Most member stars drawn individually per cluster.
 MAX_MEMBERS = 40
 FAINTEST = 31.0
-
-
-def _check_mag_range(mag_range, name):
-    try:
-        lo, hi = (float(v) for v in mag_range)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a pair (bright, faint) of magnitudes, "
-                         f"got {mag_range!r}") from None
-    if not (np.isfinite(lo) and np.isfinite(hi) and 5.0 <= lo <= hi <= 35.0):
-        raise ValueError(
-            f"{name} must satisfy 5 <= bright <= faint <= 35 (AB mag), got ({lo}, {hi})"
-        )
-    return lo, hi
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,7 +158,7 @@ class Scene:
         for key in ("distance", "disc_scale_length"):
             if getattr(self, key) <= 0:
                 raise ValueError(f"Scene.{key} must be positive, got {getattr(self, key)}")
-        _check_mag_range(self.cluster_mag_range, "Scene.cluster_mag_range")
+        check_mag_range(self.cluster_mag_range, "Scene.cluster_mag_range")
         lo, hi = self.cluster_reff_range
         if not 0 < lo <= hi:
             raise ValueError(f"Scene.cluster_reff_range must satisfy 0 < lo <= hi, got {(lo, hi)}")
@@ -372,7 +360,7 @@ def _young_colour(rng, n):
     return gi
 
 
-def _fg_colour(rng, n):
+def foreground_colour(rng, n):
     gi = rng.normal(0.65, 0.15, n)
     md = rng.random(n) < 0.45
     gi[md] = rng.uniform(1.2, 3.0, md.sum())
@@ -393,7 +381,7 @@ def sample_stars(rng, n, population, faint):
         gi = _young_colour(rng, n)
     elif population == "foreground":
         imag = _FG_LF.sample(rng, n, 0.0, faint)
-        gi = _fg_colour(rng, n)
+        gi = foreground_colour(rng, n)
     else:  # pragma: no cover - internal
         raise ValueError(population)
     return imag + gi, imag
@@ -543,3 +531,23 @@ def sample_clusters(rng, n, kind, mag_range, reff_range_pc, resolved_fraction,
             "theta": float(theta), "members": members,
         })
     return out
+
+
+# ---------------------------------------------------------------------------
+# Crowding limit
+# ---------------------------------------------------------------------------
+def crowding_limit(density, scene, faint):
+    """Faint magnitude limit so that at most max_resolved_density stars are drawn."""
+    if density <= 0:
+        return faint
+    target = scene.max_resolved_density / density
+    if number_ratio("disc_old", faint) <= target:
+        return faint
+    grid, ratios = _ratio_grid(round(float(faint), 4))
+    return round(float(np.interp(target, ratios, grid)), 3)
+
+
+@functools.lru_cache(maxsize=16)
+def _ratio_grid(faint):
+    grid = np.linspace(15.0, faint, 400)
+    return grid, np.array([number_ratio("disc_old", m) for m in grid])

@@ -3,7 +3,6 @@ Labelled two-band training stamps: clusters and the things they are confused wit
 """
 
 import concurrent.futures
-import functools
 import math
 import multiprocessing
 import os
@@ -13,12 +12,14 @@ from astropy import units as u
 from astropy.table import Table
 from scipy import fft as sfft
 
+from ..utils._progress import progress_bar
 from ..utils._validation import as_quantity
 from . import scene as _scene
+from ._common import check_mag_range, cluster_obj
 from .instrument import PANDAS, Instrument
-from .profiles import _box_half, add_box, render_intrinsic, split_position
+from .profiles import add_box, box_half, render_intrinsic, split_position
 from .render import add_noise, fourier_images
-from .scene import M31_SCENE, Scene, _check_mag_range
+from .scene import M31_SCENE, Scene
 
 __all__ = ["simulate_stamps", "STAMP_PROPORTIONS"]
 
@@ -83,27 +84,10 @@ def _loguniform(rng, lo, hi):
     return float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
 
 
-def _crowding_limit(density, scene, faint):
-    """Faint magnitude limit so that at most max_resolved_density stars are drawn."""
-    if density <= 0:
-        return faint
-    target = scene.max_resolved_density / density
-    if _scene.number_ratio("disc_old", faint) <= target:
-        return faint
-    grid, ratios = _ratio_grid(round(float(faint), 4))
-    return round(float(np.interp(target, ratios, grid)), 3)
-
-
-@functools.lru_cache(maxsize=16)
-def _ratio_grid(faint):
-    grid = np.linspace(15.0, faint, 400)
-    return grid, np.array([_scene.number_ratio("disc_old", m) for m in grid])
-
-
 def _star_colour(rng):
     u_ = rng.random()
     if u_ < 0.5:
-        return float(_scene._fg_colour(rng, 1)[0])
+        return float(_scene.foreground_colour(rng, 1)[0])
     if u_ < 0.75:
         return float(rng.uniform(-0.35, 0.2))
     return float(rng.uniform(1.5, 3.2))
@@ -112,7 +96,7 @@ def _star_colour(rng):
 def simulate_stamps(n, size=64, seed=None, *, mag_range=(15.0, 22.0), proportions=None,
                     crowding=(30.0, 10000.0), reff_range=(0.5, 10.0) * u.pc,
                     young_fraction=0.5, colour_range=None, max_offset=1.0, bands=("g", "i"),
-                    instrument=PANDAS, scene=M31_SCENE, n_jobs=1, progress=True):
+                    instrument=PANDAS, scene=M31_SCENE, n_jobs=1, progress=False):
     """
     Simulate labelled two-band stamps of clusters and look-alikes.
 
@@ -167,7 +151,7 @@ def simulate_stamps(n, size=64, seed=None, *, mag_range=(15.0, 22.0), proportion
         Worker processes (default 1; -1 for all CPUs).  The stamps do not
         depend on it: each comes from its own random stream.
     progress : bool
-        Show a progress bar.
+        Show a progress bar (default False).
 
     Returns
     -------
@@ -220,7 +204,7 @@ def simulate_stamps(n, size=64, seed=None, *, mag_range=(15.0, 22.0), proportion
     if "g" not in instrument.bands or "i" not in instrument.bands:
         from ..exceptions import BandError
         raise BandError("simulate_stamps needs an instrument with bands 'g' and 'i'")
-    mag_lo, mag_hi = _check_mag_range(mag_range, "mag_range")
+    mag_lo, mag_hi = check_mag_range(mag_range, "mag_range")
     reff_q = as_quantity(reff_range, u.pc, "reff_range")
     reff_lo, reff_hi = _check_range(reff_q.value, "reff_range (pc)", allow_scalar=True)
     if reff_lo <= 0:
@@ -286,10 +270,7 @@ def _parallel_stamps(cfg, kinds, children, n_jobs, progress):
     n = len(kinds)
     bounds = np.linspace(0, n, min(n, 8 * n_jobs) + 1).astype(int)
     chunks = [(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=n, desc="simulating stamps", unit="stamp")
+    bar = progress_bar(progress=progress, total=n, desc="simulating stamps", unit="stamp")
     results = {}
     ctx = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(n_jobs, mp_context=ctx) as pool:
@@ -297,10 +278,8 @@ def _parallel_stamps(cfg, kinds, children, n_jobs, progress):
                    for a, b in chunks}
         for fut in concurrent.futures.as_completed(futures):
             results[futures[fut]] = fut.result()
-            if bar is not None:
-                bar.update(futures[fut][1] - futures[fut][0])
-    if bar is not None:
-        bar.close()
+            bar.update(futures[fut][1] - futures[fut][0])
+    bar.close()
     parts = [results[c] for c in chunks]
     return (np.concatenate([p[0] for p in parts]), [r for p in parts for r in p[1]],
             np.concatenate([p[2] for p in parts]))
@@ -332,11 +311,7 @@ def _stamp_chunk(cfg, kinds, children, progress=False):
     data = np.empty((n, size, size, len(bands)), dtype=np.float32)
     rows = []
     offsets = np.empty((n, 2))
-    iterator = range(n)
-    if progress:
-        from tqdm.auto import tqdm
-        iterator = tqdm(iterator, desc="simulating stamps", unit="stamp")
-    for k in iterator:
+    for k in progress_bar(range(n), progress=progress, desc="simulating stamps", unit="stamp"):
         rng = np.random.default_rng(children[k])
         fwhm_as, beta = instrument.draw_psf(rng)
         fwhm_pix = {b: fwhm_as[b] / instrument.pixel_scale for b in instrument.bands}
@@ -346,7 +321,7 @@ def _stamp_chunk(cfg, kinds, children, progress=False):
         xc, yc = (size - 1) / 2 + dx + margin, (size - 1) / 2 + dy + margin
 
         # Field: M31 stars (with young ones), foreground, galaxies, diffuse light.
-        faint = _crowding_limit(density, scene, faint_default)
+        faint = _scene.crowding_limit(density, scene, faint_default)
         stars = []
         for pop, dens in (
             ("disc_old", density * (1 - scene.disc_young_fraction)),
@@ -392,7 +367,7 @@ def _stamp_chunk(cfg, kinds, children, progress=False):
                 member_limit=scene.member_limit)[0]
             if colour_range is not None:
                 cl["imag"] = cl["gmag"] - rng.uniform(*colour_range)
-            extended = _cluster_obj(cl, xc, yc, pc_per_pix)
+            extended = cluster_obj(cl, xc, yc, pc_per_pix)
             row.update(population=cl["population"], gmag=cl["gmag"], imag=cl["imag"],
                        reff_pc=cl["reff_pc"],
                        reff_arcsec=cl["reff_pc"] / scene.pc_per_arcsec,
@@ -480,7 +455,7 @@ def _add_intrinsic(images, x, y, profile, shape, reff, q, theta, fluxes, big):
     """
     (ix,), (fx,) = split_position([x])
     (iy,), (fy,) = split_position([y])
-    half = _box_half(profile, shape, max(reff, 1e-3), max_half=big // 2)
+    half = box_half(profile, shape, max(reff, 1e-3), max_half=big // 2)
     box = render_intrinsic(profile, shape, max(reff, 1e-3), q, theta, 1.0, fx, fy, half)
     for b, image in images.items():
         add_box(image, fluxes[b] * box, int(ix), int(iy))
@@ -492,23 +467,6 @@ def _check_int(value, name, minimum):
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
     return int(value)
-
-
-def _cluster_obj(cl, x, y, pc_per_pix):
-    """Cluster dict (from scene.sample_clusters) -> render dict at pixel (x, y)."""
-    reff_pix = cl["reff_pc"] / pc_per_pix
-    obj = {"x": x, "y": y, "profile": cl["profile"], "shape": cl["shape"],
-           "reff_pix": reff_pix, "q": cl["q"], "theta": cl["theta"],
-           "gmag": cl["gmag"], "imag": cl["imag"], "members": None}
-    mem = cl["members"]
-    if mem is not None:
-        r = mem["r_scaled"] * mem["scale_over_reff"] * reff_pix
-        # Place members on the ellipse of the profile.
-        xp, yp = r * np.cos(mem["angle"]), r * np.sin(mem["angle"]) * cl["q"]
-        ct, st = math.cos(cl["theta"]), math.sin(cl["theta"])
-        obj["members"] = {"x": x + xp * ct - yp * st, "y": y + xp * st + yp * ct,
-                          "frac_g": mem["frac_g"], "frac_i": mem["frac_i"]}
-    return obj
 
 
 def _blend(rng, xc, yc, mag_lo, mag_hi, fwhm_pix, colour_range=None):

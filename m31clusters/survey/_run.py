@@ -20,6 +20,7 @@ from astropy import units as u
 from astropy.table import Table, TableMergeError, vstack
 
 
+from ..catalog import Catalog
 from ..exceptions import (
     ColumnError,
     CorruptFileError,
@@ -29,7 +30,6 @@ from ..exceptions import (
 )
 from ..utils._io import atomic_path
 from ..utils._progress import progress_bar
-from ..utils._tables import as_catalog
 from ..utils._validation import as_quantity
 
 __all__ = ["run_survey", "SurveyRun", "iter_chunks", "MANIFEST_NAME", "LOCK_NAME"]
@@ -297,7 +297,7 @@ class SurveyRun:
         path = self.field_path(key)
         if self.records[_field_key(key)]["status"] != "done" or not path.exists():
             raise KeyError(f"field {key!r} is not finished (no file {str(path)!r})")
-        return as_catalog(_read_table(path, self.table_format), copy=False)
+        return Catalog(_read_table(path, self.table_format), copy=False)
 
     def merge(self, dedup_radius=1 * u.arcsec, keep="max:Conf", *, field_column="PAndAS"):
         """
@@ -344,13 +344,13 @@ class SurveyRun:
             tables.append(t)
             keys.append(key)
         if not tables:
-            return as_catalog(Table(), copy=False)
+            return Catalog(Table(), copy=False)
         _check_stackable(tables, keys)
         try:
             merged = vstack(tables, join_type="outer", metadata_conflicts="silent")
         except TableMergeError as exc:  # pragma: no cover - _check_stackable finds these first
             raise ColumnError(f"the tables of fields {keys} cannot be merged: {exc}") from exc
-        merged = as_catalog(merged, copy=False)
+        merged = Catalog(merged, copy=False)
         if dedup_radius is None:
             return merged
         from ..crossmatch import deduplicate
