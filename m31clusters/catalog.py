@@ -3,14 +3,20 @@ Cluster catalogues: an `~astropy.table.Table` that publishes itself as a
 CDS (VizieR) catalogue, turns into DS9 regions, and builds the candidate
 table of Zhang et al. (2025, ApJS 278, 16, table 7).
 
-Importing this module registers two formats with astropy's unified I/O
-registry, for `Catalog` only: ``"cds"`` (``Catalog.read(readme,
-format="cds")`` / ``Catalog.write(readme, format="cds", title=..., authors=...)``)
-and ``"pandas-ascd"`` (the PAndAS per-field source catalogues ``m###p.ascd``).
+The file formats live in `m31clusters.io`, which registers them with
+astropy's unified I/O registry for `Catalog` when the package is imported:
+``"cds"`` (``Catalog.read(readme, format="cds")`` / ``Catalog.write(readme,
+format="cds", title=..., authors=...)``, or `Catalog.read_cds` /
+`Catalog.write_cds`) and ``"pandas-ascd"`` (the PAndAS per-field source
+catalogues ``m###p.ascd``).  This module imports none of them: the formats
+import `Catalog`, never the other way round.
 """
+
+from pathlib import Path
 
 import numpy as np
 from astropy import units as u
+from astropy.io import registry
 from astropy.table import MaskedColumn, Table
 
 from .exceptions import ColumnError
@@ -22,8 +28,6 @@ from .utils._validation import as_quantity, as_skycoord
 __all__ = [
     "Catalog",
     "CANDIDATE_NAME_COLUMNS",
-    "read_pandas_ascd",
-    "write_pandas_ascd",
 ]
 
 #: Name columns of the candidate catalogue (table 7 of Zhang et al. 2025),
@@ -33,8 +37,8 @@ CANDIDATE_NAME_COLUMNS = {
     "RBC": "Name in the Revised Bologna Catalogue v5 (Galleti et al. 2004-2012)",
     "C11": "Name in Caldwell et al. (2011, AJ 141, 61)",
     "W22": "Name in Wang S. et al. (2022, A&A 658, A51)",
-    "W23": "Name in Wang Y. et al. (2023, arXiv:2307.09999)",
-    "H14": "Name in Huxor et al. (2014, MNRAS 442, 2165)",
+    "W23": "Sequence number in Wang Y. et al. (2023, ApJ 954, 206, table 10)",
+    "H14": "Halo cluster name of Huxor et al. (2008-2014; PAndAS-xx, Hxx, HECxx)",
 }
 
 
@@ -84,9 +88,10 @@ class Catalog(Table):
         """
         Publish the catalogue as a CDS ReadMe plus fixed-width data file.
 
-        A thin wrapper of `m31clusters.io.cds.write_cds`; see it for every
-        option (``formats``, ``coord_precision``, ``description``,
-        ``explanation``, ``limits``, ``catalog_id``, ``year``, ``date``).
+        A thin call of the writer registered for ``format="cds"``,
+        `m31clusters.io.cds.write_cds`; see it for every option
+        (``formats``, ``coord_precision``, ``description``, ``explanation``,
+        ``limits``, ``catalog_id``, ``year``, ``date``).
 
         Parameters
         ----------
@@ -133,8 +138,7 @@ class Catalog(Table):
         >>> Catalog.read_cds(readme)["Conf"][0]
         np.float64(0.91)
         """
-        from .io.cds.write import write_cds
-
+        write_cds = registry.get_writer("cds", type(self))
         return write_cds(self, readme_path, data_path, title=title, authors=authors,
                          abstract=abstract, keywords=keywords, notes=notes,
                          overwrite=overwrite, **kwargs)
@@ -144,9 +148,11 @@ class Catalog(Table):
         """
         Read a CDS catalogue (astropy's CDS reader underneath).
 
-        The sexagesimal columns ``RAh RAm RAs DE- DEd DEm DEs`` become one
-        SkyCoord column ``coord`` (a blank ``DE-`` means +).  See
-        `m31clusters.io.cds.read_cds`.
+        A thin call of the reader registered for ``format="cds"``,
+        `m31clusters.io.cds.read_cds`.  Every record is checked against the
+        ReadMe; the sexagesimal columns ``RAh RAm RAs DE- DEd DEm DEs`` become
+        one SkyCoord column ``coord`` (a blank ``DE-`` means +) unless
+        ``skycoord=False``.
 
         Parameters
         ----------
@@ -155,7 +161,7 @@ class Catalog(Table):
         data_path : str or path-like, optional
             The data file (default: the only one in the File Summary).
         **kwargs
-            Passed to `m31clusters.io.cds.read_cds`.
+            Passed to `m31clusters.io.cds.read_cds` (``skycoord``).
 
         Returns
         -------
@@ -165,13 +171,15 @@ class Catalog(Table):
         ------
         FileNotFoundError, CDSFormatError
             A missing file, or a data file the ReadMe does not describe.
+        CorruptFileError
+            A data file that does not match its ReadMe (the message names the
+            file, line and column).
 
         Examples
         --------
         See `Catalog.write_cds`.
         """
-        from .io.cds.read import read_cds
-
+        read_cds = registry.get_reader("cds", cls)
         cat = read_cds(readme_path, data_path, **kwargs)
         return cat if type(cat) is cls else cls(cat, copy=False)
 
@@ -179,7 +187,7 @@ class Catalog(Table):
     # Candidate schema
 
     @classmethod
-    def from_candidates(cls, coord, gmag, e_gmag, imag, e_imag, conf, score=None, *,
+    def from_candidates(cls, positions, *, gmag, e_gmag, imag, e_imag, conf, score=None,
                         seq=None, pandas=None, rproj=None, names=None,
                         distance=M31_DISTANCE):
         """
@@ -193,8 +201,9 @@ class Catalog(Table):
 
         Parameters
         ----------
-        coord : `~astropy.coordinates.SkyCoord`
-            Positions (N,).
+        positions : `~astropy.coordinates.SkyCoord`
+            Positions (N,), the ``coord`` column.  Everything else is
+            keyword-only.
         gmag, e_gmag, imag, e_imag : array-like or `~astropy.units.Quantity`
             PAndAS g and i magnitudes and uncertainties (mag); NaN or
             masked for missing values.
@@ -224,7 +233,7 @@ class Catalog(Table):
         Raises
         ------
         TypeError
-            If *coord* is not a SkyCoord.
+            If *positions* is not a SkyCoord.
         ColumnError
             If an input has the wrong length, *conf* is outside [0, 1],
             *score* is not an integer in 0-4, or a name column label is not
@@ -236,9 +245,10 @@ class Catalog(Table):
         >>> from m31clusters.catalog import Catalog
         >>> from m31clusters.geometry import M31_CENTER
         >>> c = M31_CENTER.directional_offset_by([0, 90] * u.deg, [1, 0.5] * u.deg)
-        >>> cat = Catalog.from_candidates(c, [18.2, 19.9], [0.004, 0.01], [17.1, 18.8],
-        ...                               [0.005, 0.02], [0.95, 0.72], [4, 3],
-        ...                               names={"RBC": ["B001", None]})
+        >>> cat = Catalog.from_candidates(
+        ...     c, gmag=[18.2, 19.9], e_gmag=[0.004, 0.01], imag=[17.1, 18.8],
+        ...     e_imag=[0.005, 0.02], conf=[0.95, 0.72], score=[4, 3],
+        ...     names={"RBC": ["B001", None]})
         >>> cat["Seq", "gmag", "PAndAS", "Rproj", "Conf", "Score", "RBC"].pprint()
         ... # doctest: +NORMALIZE_WHITESPACE
         Seq  gmag  PAndAS Rproj  Conf Score RBC
@@ -247,9 +257,9 @@ class Catalog(Table):
           1 18.200    266 13.70 0.950     4 B001
           2 19.900    248  6.85 0.720     3   --
         """
-        coord = as_skycoord(coord, "coord")
+        coord = as_skycoord(positions, "positions")
         if coord.ndim != 1:
-            raise ColumnError("coord must be a one-dimensional SkyCoord")
+            raise ColumnError("positions must be a one-dimensional SkyCoord")
         n = len(coord)
 
         def column(values, name, dtype=float, unit=None):
@@ -265,7 +275,8 @@ class Catalog(Table):
             arr = np.ma.masked_invalid(np.ma.asarray(values, dtype=dtype)) \
                 if dtype is float else np.ma.asarray(values)
             if arr.shape != (n,):
-                raise ColumnError(f"{name} has shape {arr.shape}, expected ({n},) like coord")
+                raise ColumnError(
+                    f"{name} has shape {arr.shape}, expected ({n},) like positions")
             return arr
 
         cat = cls()
@@ -334,7 +345,7 @@ class Catalog(Table):
     # ------------------------------------------------------------------
     # Regions
 
-    def to_regions(self, radius=1 * u.arcsec, label="Seq"):
+    def to_regions(self, *, radius=1 * u.arcsec, label="Seq"):
         """
         One labelled circle per row, as `regions.Regions`.
 
@@ -394,7 +405,7 @@ class Catalog(Table):
             regs.append(CircleSkyRegion(coords[k], radii[k], meta=meta))
         return Regions(regs)
 
-    def write_regions(self, path, format="ds9", radius=1 * u.arcsec, label="Seq",
+    def write_regions(self, path, *, format="ds9", radius=1 * u.arcsec, label="Seq",
                       overwrite=False):
         """
         Write the catalogue as a region file (DS9 by default).
@@ -412,8 +423,8 @@ class Catalog(Table):
 
         Returns
         -------
-        path : str or path-like
-            *path*.
+        path : `~pathlib.Path`
+            The file written.
 
         Raises
         ------
@@ -432,12 +443,8 @@ class Catalog(Table):
         7
         """
         regs = self.to_regions(radius=radius, label=label)
+        path = Path(path)
         with atomic_path(path, overwrite) as tmp:
             regs.write(tmp, format=format, overwrite=True)
         return path
 
-
-# Register the file formats (they import Catalog from this module).
-from .io.cds import connect as _cds_connect  # noqa: E402, F401
-from .io.pandas_ascd import connect as _ascd_connect  # noqa: E402, F401
-from .io.pandas_ascd import read_pandas_ascd, write_pandas_ascd  # noqa: E402

@@ -38,8 +38,8 @@ def candidates(n=40, seed=1):
     rbc = [None] * n
     rbc[0], rbc[2] = "B001-G070", "B225-G280"
     names = {"RBC": rbc, "J15": ["AP 12" if k == 4 else "" for k in range(n)]}
-    return Catalog.from_candidates(coord, gmag * u.mag, e_gmag, imag, e_imag, conf, score,
-                                   names=names), coord
+    return Catalog.from_candidates(coord, gmag=gmag * u.mag, e_gmag=e_gmag, imag=imag,
+                                   e_imag=e_imag, conf=conf, score=score, names=names), coord
 
 
 def test_from_candidates_schema():
@@ -74,8 +74,9 @@ def test_from_candidates_geometry_is_right():
         c = centres[index[int(cat["PAndAS"][k])]]
         assert c.separation(coord[k]) < 0.68 * u.deg
     # Given values are kept as they are.
-    cat2 = Catalog.from_candidates(coord[:2], [20, 20], [0.01, 0.01], [19, 19], [0.01, 0.01],
-                                   [0.9, 0.8], pandas=[207, 285], rproj=[1.0, 83.0] * u.kpc)
+    cat2 = Catalog.from_candidates(coord[:2], gmag=[20, 20], e_gmag=[0.01, 0.01],
+                                   imag=[19, 19], e_imag=[0.01, 0.01], conf=[0.9, 0.8],
+                                   pandas=[207, 285], rproj=[1.0, 83.0] * u.kpc)
     assert list(cat2["PAndAS"]) == [207, 285] and list(cat2["Rproj"]) == [1.0, 83.0]
 
 

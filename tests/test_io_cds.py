@@ -281,7 +281,8 @@ def test_error_bad_values(tmp_path):
     with pytest.raises(CDSFormatError, match=r"column 'f', row 1: infinite"):
         write_cds(Table({"f": [1.0, np.inf]}), tmp_path / "ReadMe", **KW)
     t = Table({"coord": SkyCoord([1.0, np.nan], [2.0, 3.0], unit="deg")})
-    with pytest.raises(CDSFormatError, match=r"column 'coord', row 1"):
+    with pytest.raises(CDSFormatError, match=r"column 'coord' \(every row .*\) has 1 "
+                                             r"non-finite position\(s\), first at row 1"):
         write_cds(t, tmp_path / "ReadMe", **KW)
     with pytest.raises(CDSFormatError, match="leading or trailing"):
         write_cds(Table({"s": [" x"]}), tmp_path / "ReadMe", **KW)

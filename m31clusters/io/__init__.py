@@ -9,7 +9,13 @@ Each format lives in its own sub-package (``read.py``, ``write.py`` and
 * ``m31clusters.io.pandas_ascd``: the PAndAS per-field source catalogues
   ``m###p.ascd``, format name ``"pandas-ascd"``.
 
-The registrations are made when `m31clusters.catalog` is imported.
+Importing this package makes the registrations (``m31clusters`` imports it):
+each format's ``connect.py`` imports `~m31clusters.catalog.Catalog` and
+registers its reader, writer and identifier; nothing in ``catalog`` imports
+the formats.
 """
+
+from .cds import connect as _cds_connect  # noqa: F401
+from .pandas_ascd import connect as _pandas_ascd_connect  # noqa: F401
 
 __all__ = []

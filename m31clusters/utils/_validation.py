@@ -38,12 +38,38 @@ def as_quantity(value, unit, name):
         ) from exc
 
 
-def check_finite_coords(lon, lat, name="coords"):
-    """Raise ValueError naming the first non-finite coordinate, if any."""
+def check_finite_coords(lon, lat, name="coords", *, error=ValueError, where="index"):
+    """
+    Raise *error* naming the first NaN, infinite or masked position, if any.
+
+    The one NaN-position check of the package (geometry, table positions,
+    the CDS and PAndAS writers).
+
+    Parameters
+    ----------
+    lon, lat : array-like
+        Longitudes and latitudes (any unit); masked values count as missing.
+    name : str, optional
+        What the positions are, for the message (``"coords"``, ``"the table"``).
+    error : type, optional
+        The exception class (default `ValueError`).
+    where : str, optional
+        ``"index"`` or ``"row"``, the word before the first bad position.
+
+    Examples
+    --------
+    >>> from m31clusters.utils._validation import check_finite_coords
+    >>> check_finite_coords([1.0, float("nan")], [2.0, 3.0], "positions")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: positions has 1 non-finite position(s), first at index 1 (...)
+    """
+    lon = np.ma.filled(np.ma.asarray(lon, dtype=float), np.nan)
+    lat = np.ma.filled(np.ma.asarray(lat, dtype=float), np.nan)
     bad = ~(np.isfinite(lon) & np.isfinite(lat))
     if np.any(bad):
         idx = np.flatnonzero(np.atleast_1d(bad))
-        raise ValueError(
-            f"{name} has {idx.size} non-finite (NaN or inf) position(s), "
-            f"first at index {idx[0]}"
+        raise error(
+            f"{name} has {idx.size} non-finite position(s), first at {where} {idx[0]} "
+            "(a NaN or masked position, or an infinite one)"
         )

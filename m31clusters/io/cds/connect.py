@@ -20,7 +20,6 @@ from .write import write_cds
 __all__ = []
 
 
-
 def _identify(origin, path, fileobj, *args, **kwargs):
     """A file named ``ReadMe`` (any case) or ``*.readme``."""
     if not isinstance(path, str | os.PathLike):
@@ -34,7 +33,7 @@ def _read(readme_path, data_path=None, **kwargs):
 
 
 def _write(table, readme_path, data_path=None, **kwargs):
-    write_cds(table, readme_path, data_path, **kwargs)
+    return write_cds(table, readme_path, data_path, **kwargs)
 
 
 registry.register_reader("cds", Catalog, _read, force=True)

@@ -24,7 +24,9 @@ from astropy.coordinates import FK4, FK5, ICRS, SkyCoord
 from astropy.io import ascii as astropy_ascii
 from astropy.io.ascii import InconsistentTableError
 
+from ...catalog import Catalog
 from ...exceptions import CDSFormatError, CorruptFileError, M31ClustersWarning
+from ...utils._tables import SEXAGESIMAL_LABELS, sexagesimal_degrees
 
 __all__ = ["read_cds", "parse_readme"]
 
@@ -37,7 +39,6 @@ _NOTE_RE = re.compile(r"^Note\s*\((?P<number>[^)]+)\)\s*:?\s?(?P<text>.*)$", re.
 _NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _LIMITS_RE = re.compile(rf"^[\[\]]\s*(?:{_NUM})?\s*/\s*(?:{_NUM})?\s*[\[\]]\??\s*")
 _NOTE_REF_RE = re.compile(r"\s*\((?P<number>[^()\s]+)\)$")
-_SEXAGESIMAL = ("RAh", "RAm", "RAs", "DEd", "DEm", "DEs")
 _FORMAT_WIDTH_RE = re.compile(r"^[AIFE](\d+)")
 # astropy's rule for a nullable column: optional limits, then "?" (maybe "?=null").
 _NULLABLE_RE = re.compile(r"(?:[\[\]]\S*[\[\]])?\?(?:=(?P<nullval>\S*))?")
@@ -408,8 +409,6 @@ def read_cds(readme_path, data_path=None, *, skycoord=True):
     >>> print(cat["coord"].to_string("hmsdms", precision=2)[0])
     00h42m44.33s +41d16m07.50s
     """
-    from ...catalog import Catalog
-
     readme_path = Path(readme_path)
     if not readme_path.exists():
         raise FileNotFoundError(f"CDS ReadMe {str(readme_path)!r} not found")
@@ -459,19 +458,15 @@ def read_cds(readme_path, data_path=None, *, skycoord=True):
             col.info.format = f"{{:.{int(fmt.split('.')[1])}{kind}}}"
     if notes:
         cat.meta["notes"] = notes
-    if skycoord and all(c in cat.colnames for c in _SEXAGESIMAL) \
+    present = [c for c in SEXAGESIMAL_LABELS if c in cat.colnames]
+    if skycoord and set(SEXAGESIMAL_LABELS) - {"DE-"} <= set(present) \
             and "coord" not in cat.colnames:
-        _rebuild_coord(cat, formats, notes, str(data_path))
+        _rebuild_coord(cat, present, formats, notes, str(data_path))
     return cat
 
 
-def _filled(col):
-    return np.ma.filled(np.ma.asarray(col, dtype=float), np.nan)
-
-
-def _rebuild_coord(cat, formats, notes, path):
-    ra = 15 * (_filled(cat["RAh"]) + _filled(cat["RAm"]) / 60 + _filled(cat["RAs"]) / 3600)
-    dec = _filled(cat["DEd"]) + _filled(cat["DEm"]) / 60 + _filled(cat["DEs"]) / 3600
+def _rebuild_coord(cat, names, formats, notes, path):
+    ra, dec = sexagesimal_degrees(cat)
     missing = np.flatnonzero(~(np.isfinite(ra) & np.isfinite(dec)))
     if missing.size:
         warnings.warn(
@@ -480,13 +475,10 @@ def _rebuild_coord(cat, formats, notes, path):
             "is made", M31ClustersWarning, stacklevel=3)
         return
     plus = " "
-    names = list(_SEXAGESIMAL)
     if "DE-" in cat.colnames:
         signs = np.char.strip(np.ma.filled(np.ma.asarray(cat["DE-"]).astype(str), ""))
-        dec = np.where(signs == "-", -dec, dec)
         if np.any(signs == "+"):
             plus = "+"
-        names.append("DE-")
     text = " ".join(str(cat[c].info.description or "") for c in ("RAh", "DEd")).upper()
     if "B1950" in text or "FK4" in text:
         frame = FK4(equinox="B1950")

@@ -25,16 +25,14 @@ from astropy.time import Time
 
 from ...exceptions import CDSFormatError
 from ...utils._io import atomic_paths, check_overwrite
-from ...utils._tables import RA_DEC_NAMES
+from ...utils._tables import SEXAGESIMAL_LABELS, position_columns
+from ...utils._validation import check_finite_coords
 
 __all__ = ["write_cds", "cds_unit_string", "DEFAULT_COORD_PRECISION", "SEXAGESIMAL_LABELS"]
 
 #: Default number of decimals of the seconds of RA (s) and of Dec (arcsec):
 #: 0.001 s = 15 mas and 0.01 arcsec.
 DEFAULT_COORD_PRECISION = (3, 2)
-
-#: Labels of the CDS sexagesimal position columns.
-SEXAGESIMAL_LABELS = ("RAh", "RAm", "RAs", "DE-", "DEd", "DEm", "DEs")
 
 _LINE = 80
 _RULE = "-" * _LINE
@@ -372,12 +370,8 @@ def _position_fields(coord, precision, plus_sign, name):
         system = "ICRS"
     ra = np.asarray(coord.spherical.lon.deg, dtype=float)
     dec = np.asarray(coord.spherical.lat.deg, dtype=float)
-    bad = np.flatnonzero(~(np.isfinite(ra) & np.isfinite(dec)))
-    if bad.size:
-        raise CDSFormatError(
-            f"column {name!r}, row {bad[0]}: the position is NaN or missing; "
-            "every row of a CDS catalogue needs a position"
-        )
+    check_finite_coords(ra, dec, f"column {name!r} (every row of a CDS catalogue needs a "
+                        "position)", error=CDSFormatError, where="row")
     pra, pde = (int(p) for p in precision)
     for p in (pra, pde):
         if not 0 <= p <= 6:
@@ -424,26 +418,28 @@ def _position_fields(coord, precision, plus_sign, name):
 
 
 def _find_positions(table):
-    """(name of the SkyCoord or RA column, names replaced, SkyCoord) or None."""
+    """(name of the SkyCoord or RA column, names replaced, SkyCoord) or None.
+
+    The positions are those of `~m31clusters.utils._tables.position_columns`
+    (a SkyCoord column or an RA/Dec pair in degrees; sexagesimal columns are
+    written as they are).
+    """
     skycoords = [n for n in table.colnames if isinstance(table[n], SkyCoord)]
     if len(skycoords) > 1:
         raise CDSFormatError(
             f"the table has {len(skycoords)} SkyCoord columns ({skycoords}); a CDS catalogue "
             "holds one position: convert the others to RA/Dec columns in degrees"
         )
-    if skycoords:
-        name = skycoords[0]
-        return name, [name], table[name]
-    for ra, dec in RA_DEC_NAMES:
-        if ra in table.colnames and dec in table.colnames:
-            units = [getattr(table[c], "unit", None) for c in (ra, dec)]
-            if all(un is None or un.physical_type == "angle" for un in units):
-                values = []
-                for c, un in zip((ra, dec), units, strict=True):
-                    col = table[c]
-                    v = np.ma.filled(np.ma.asarray(col, dtype=float), np.nan)
-                    values.append(v if un is None else (v * un).to_value(u.deg))
-                return ra, [ra, dec], SkyCoord(values[0], values[1], unit="deg")
+    kind, names = position_columns(table)
+    if kind == "skycoord":
+        return names[0], names, table[names[0]]
+    if kind == "radec":
+        values = []
+        for c in names:
+            un = getattr(table[c], "unit", None)
+            v = np.ma.filled(np.ma.asarray(table[c], dtype=float), np.nan)
+            values.append(v if un is None else (v * un).to_value(u.deg))
+        return names[0], names, SkyCoord(values[0], values[1], unit="deg")
     return None
 
 

@@ -4,7 +4,8 @@ The PAndAS per-field source catalogue format ``m###p.ascd``.
 Fifteen whitespace-separated columns per source, no header:
 ``RA Dec iccd xg yg g dg ig xi yi i di ii ia field``.  Registered with
 astropy's unified I/O registry as ``format="pandas-ascd"`` on
-`m31clusters.catalog.Catalog` once `m31clusters.catalog` is imported.
+`m31clusters.catalog.Catalog` by ``connect.py`` when `m31clusters.io` is
+imported (importing `m31clusters` does).
 """
 
 from .read import PANDAS_ASCD_COLUMNS, read_pandas_ascd

@@ -12,7 +12,6 @@ from .write import write_pandas_ascd
 __all__ = []
 
 
-
 def _identify(origin, path, fileobj, *args, **kwargs):
     """A file named ``*.ascd`` (or ``*.ascd.gz`` for reading)."""
     if not isinstance(path, str | os.PathLike):
@@ -25,8 +24,8 @@ def _read(path, **kwargs):
     return read_pandas_ascd(_path_of(path), **kwargs)
 
 
-def _write(table, path, overwrite=False, **kwargs):
-    write_pandas_ascd(table, path, overwrite=overwrite, **kwargs)
+def _write(table, path, *, overwrite=False, **kwargs):
+    return write_pandas_ascd(table, path, overwrite=overwrite, **kwargs)
 
 
 registry.register_reader("pandas-ascd", Catalog, _read, force=True)

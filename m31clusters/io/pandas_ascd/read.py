@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 from astropy import units as u
 
+from ...catalog import Catalog
 from ...exceptions import CorruptFileError
 
 __all__ = ["PANDAS_ASCD_COLUMNS", "read_pandas_ascd"]
@@ -108,8 +109,6 @@ def read_pandas_ascd(path):
     >>> cat.meta["pandas_field"]
     1
     """
-    from ...catalog import Catalog
-
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"PAndAS catalogue {str(path)!r} not found")

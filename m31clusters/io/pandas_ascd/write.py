@@ -1,11 +1,14 @@
 """Write PAndAS per-field source catalogues (``m###p.ascd``)."""
 
+from pathlib import Path
+
 import numpy as np
 from astropy import units as u
 
 from ...exceptions import ColumnError
 from ...utils._io import atomic_path
 from ...utils._tables import table_skycoord
+from ...utils._validation import check_finite_coords
 from .read import PANDAS_ASCD_COLUMNS
 
 __all__ = ["write_pandas_ascd"]
@@ -44,7 +47,7 @@ def _values(table, name, kind, unit):
     return values
 
 
-def write_pandas_ascd(table, path, overwrite=False):
+def write_pandas_ascd(table, path, *, overwrite=False):
     """
     Write a table as a PAndAS per-field source catalogue (``m###p.ascd``).
 
@@ -63,8 +66,8 @@ def write_pandas_ascd(table, path, overwrite=False):
 
     Returns
     -------
-    path : str or path-like
-        *path*.
+    path : `~pathlib.Path`
+        The file written.
 
     Raises
     ------
@@ -78,14 +81,13 @@ def write_pandas_ascd(table, path, overwrite=False):
     Examples
     --------
     >>> import os, tempfile
-    >>> from pathlib import Path
     >>> from m31clusters.io.pandas_ascd import read_pandas_ascd, write_pandas_ascd
     >>> from astropy.table import Table
     >>> row = dict(RA=[10.6847083], Dec=[41.26875], iccd=[12], xg=[1000.5], yg=[2000.25],
     ...            g=[20.1], dg=[0.02], ig=[-1], xi=[1001.0], yi=[2000.9], i=[19.3],
     ...            di=[0.03], ii=[1], ia=[0.5], field=[207])
     >>> path = write_pandas_ascd(Table(row), os.path.join(tempfile.mkdtemp(), "m207p.ascd"))
-    >>> print(Path(path).read_text(), end="")
+    >>> print(path.read_text(), end="")
     10.6847083 41.2687500 12 1000.500 2000.250 20.1000 0.0200 -1 1001.000 2000.900 19.3000 \
 0.0300 1 0.5000 207
     >>> read_pandas_ascd(path)["field"][0]
@@ -107,12 +109,11 @@ def write_pandas_ascd(table, path, overwrite=False):
         except KeyError as exc:
             raise ColumnError(f"table has no positions: {exc}") from None
         columns += [np.atleast_1d(coords.ra.deg), np.atleast_1d(coords.dec.deg)]
-    bad = np.flatnonzero(~(np.isfinite(columns[0]) & np.isfinite(columns[1])))
-    if bad.size:
-        raise ValueError(f"row {bad[0]} has a NaN position; it cannot be written")
+    check_finite_coords(columns[0], columns[1], "the table", where="row")
     for name, kind, unit, _ in PANDAS_ASCD_COLUMNS[2:]:
         columns.append(_values(table, name, kind, unit))
     data = np.column_stack(columns) if len(table) else np.zeros((0, len(names)))
+    path = Path(path)
     with atomic_path(path, overwrite) as tmp:
         np.savetxt(tmp, data, fmt=[_FORMATS[n] for n in names], delimiter=" ",
                    encoding="ascii")
