@@ -278,6 +278,12 @@ def test_pixel_positions_in_multi_extension_need_extension():
                              pixel_band="g", extension=[2, 1], progress=False)
     np.testing.assert_array_equal(cut.data[0, :, :, 0], arrays[2][0][8:13, 8:13])
     np.testing.assert_array_equal(cut.data[1, :, :, 0], arrays[1][0][28:33, 18:23])
+    with pytest.raises(ValueError, match=r"in 0\.\.3 for band 'g'; row 1 has 4"):
+        Cutout.from_images({"g": hdul}, [[10.0, 10.0], [20.0, 30.0]], size=5, bands="g",
+                           pixel_band="g", extension=[2, 4])
+    with pytest.raises(ValueError, match=r"one integer per position \(2\)"):
+        Cutout.from_images({"g": hdul}, [[10.0, 10.0], [20.0, 30.0]], size=5, bands="g",
+                           pixel_band="g", extension=[2, 1, 0])
 
 
 def test_progress_is_off_by_default(capsys):

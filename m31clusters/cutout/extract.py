@@ -484,10 +484,17 @@ def _pixel_positions(positions, pixel_band, extension, layers, images):
             )
         ext = np.zeros(n, dtype=np.int64)
     else:
-        ext = np.broadcast_to(np.asarray(extension, dtype=np.int64), (n,)).copy()
-        if ext.min() < 0 or ext.max() >= len(band_layers):
+        try:
+            ext = np.broadcast_to(np.asarray(extension, dtype=np.int64), (n,)).copy()
+        except (TypeError, ValueError) as exc:
             raise ValueError(
-                f"extension must be in 0..{len(band_layers) - 1} for band {pixel_band!r}"
+                f"extension must be an integer or one integer per position ({n}): {exc}"
+            ) from None
+        bad = np.flatnonzero((ext < 0) | (ext >= len(band_layers)))
+        if bad.size:
+            raise ValueError(
+                f"extension must be in 0..{len(band_layers) - 1} for band {pixel_band!r}; "
+                f"row {bad[0]} has {ext[bad[0]]} ({bad.size} row(s) out of range)"
             )
     from astropy.wcs.utils import pixel_to_skycoord
 

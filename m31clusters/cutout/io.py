@@ -169,32 +169,16 @@ def _read_hdf5(path):
                     f"{str(path)!r} has Cutout format version {f.attrs['version']}, "
                     f"newer than this m31clusters understands ({_FORMAT_VERSION})"
                 )
-            bands = _read_bands(json.loads(f.attrs["bands"]), path)
-            data = f["data"][...]
-            mask = f["mask"][...]
-            sources = []
-            for text in f["wcs_headers"].asstr()[...]:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", FITSFixedWarning)
-                    sources.append(WCS(fits.Header.fromstring(text), naxis=2))
-            index = f["wcs_index"][...]
-            origin = f["wcs_origin"][...]
-            turn = f["wcs_turn"][...] if "wcs_turn" in f else None
-            positions = None
-            if "ra" in f:
-                positions = SkyCoord(f["ra"][...] * u.deg, f["dec"][...] * u.deg,
-                                     frame="icrs")
-            n = data.shape[0]
-            if index.size and index.max() >= len(sources):
-                raise CorruptFileError(f"{str(path)!r} refers to missing WCS headers")
-            return Cutout(
-                data,
-                bands=bands,
-                mask=mask,
-                positions=positions,
+            has_pos = "ra" in f
+            return _assemble(
+                path, "WCS headers",
+                data=f["data"][...], mask=f["mask"][...],
+                bands=_read_bands(json.loads(f.attrs["bands"]), path),
                 offsets=f["offsets"][...],
-                wcs=_StampWCS(sources, index.reshape(n, len(bands)),
-                              origin.reshape(n, len(bands), 2), _check_turn(turn, path)),
+                radec=(f["ra"][...], f["dec"][...]) if has_pos else None,
+                headers=[fits.Header.fromstring(t) for t in f["wcs_headers"].asstr()[...]],
+                index=f["wcs_index"][...], origin=f["wcs_origin"][...],
+                turn=f["wcs_turn"][...] if "wcs_turn" in f else None,
                 normalization=json.loads(f.attrs["normalization"]),
                 meta=json.loads(f.attrs["meta"]),
             )
@@ -229,30 +213,40 @@ def _from_hdulist(hdul, path, caught):
            or "truncat" in str(w.message).lower()]
     if bad:
         raise CorruptFileError(f"{str(path)!r} is corrupt: {bad[0].message}")
-    positions = None
-    if hdr.get("HASPOS"):
-        positions = SkyCoord(table["RA"] * u.deg, table["DEC"] * u.deg, frame="icrs")
-    sources = []
-    for h in hdul[4:]:
-        if h.name == "SRCWCS":
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", FITSFixedWarning)
-                sources.append(WCS(h.header, naxis=2))
-    index = np.asarray(table["WCSINDEX"], dtype=np.int64).reshape(n, len(bands))
-    origin = np.asarray(table["ORIGIN"], dtype=np.int64).reshape(n, len(bands), 2)
-    turn = np.asarray(table["TURN"]) if "TURN" in table.names else None
-    turn = _check_turn(turn, path)
-    if index.size and index.max() >= len(sources):
-        raise CorruptFileError(f"{str(path)!r} refers to missing SRCWCS HDUs")
-    return Cutout(
-        data,
-        bands=bands,
-        mask=mask,
-        positions=positions,
-        offsets=np.asarray(table["OFFSET"], dtype=np.float64).reshape(n, 2),
-        wcs=_StampWCS(sources, index, origin, turn),
+    return _assemble(
+        path, "SRCWCS HDUs",
+        data=data, mask=mask, bands=bands, offsets=table["OFFSET"],
+        radec=(table["RA"], table["DEC"]) if hdr.get("HASPOS") else None,
+        headers=[h.header for h in hdul[4:] if h.name == "SRCWCS"],
+        index=table["WCSINDEX"], origin=table["ORIGIN"],
+        turn=table["TURN"] if "TURN" in table.names else None,
         normalization=json.loads(hdr["NORMLIZ"]),
         meta=json.loads(hdr["METAJSON"]),
+    )
+
+
+def _assemble(path, what, *, data, mask, bands, offsets, radec, headers, index, origin, turn,
+              normalization, meta):
+    """The Cutout of the arrays and records read from a file (either format)."""
+    n, c = data.shape[0], len(bands)
+    sources = []
+    for header in headers:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FITSFixedWarning)
+            sources.append(WCS(header, naxis=2))
+    index = np.asarray(index, dtype=np.int64).reshape(n, c)
+    origin = np.asarray(origin, dtype=np.int64).reshape(n, c, 2)
+    turn = _check_turn(None if turn is None else np.asarray(turn), path)
+    if index.size and index.max() >= len(sources):
+        raise CorruptFileError(f"{str(path)!r} refers to missing {what}")
+    positions = None
+    if radec is not None:
+        positions = SkyCoord(radec[0] * u.deg, radec[1] * u.deg, frame="icrs")
+    return Cutout(
+        data, bands=bands, mask=mask, positions=positions,
+        offsets=np.asarray(offsets, dtype=np.float64).reshape(n, 2),
+        wcs=_StampWCS(sources, index, origin, turn),
+        normalization=normalization, meta=meta,
     )
 
 
