@@ -173,3 +173,26 @@ def test_cutout_plot_draws_through_the_montage_rendering():
                                          .transpose(2, 0, 1)))
     with pytest.raises(ValueError, match="stretch must be one of"):
         cut.plot(n=1, stretch="zscale")
+
+
+def test_render_bands_matches_nanpercentile_with_missing_pixels():
+    from m31clusters.inspection import render_bands
+
+    rng = np.random.default_rng(5)
+    data = rng.normal(0, 1, (7, 9, 11, 2))
+    valid = rng.random(data.shape) > 0.3
+    valid[3, :, :, 1] = False  # a band with no data at all
+    valid[4, :, :, 0] = False
+    valid[4, 2, 3, 0] = True  # a single valid pixel
+    out = render_bands(data, valid, stretch="linear", percentile=90)
+    for k in range(7):
+        for c in range(2):
+            good = valid[k, :, :, c]
+            if not good.any():
+                assert np.all(np.isnan(out[k, :, :, c]))
+                continue
+            lo, hi = np.percentile(data[k, :, :, c][good], [5, 95])
+            hi = hi if hi > lo else lo + 1
+            expect = np.clip((data[k, :, :, c] - lo) / (hi - lo), 0, 1)
+            np.testing.assert_allclose(out[k, :, :, c][good], expect[good], atol=1e-12)
+            assert np.all(np.isnan(out[k, :, :, c][~good]))
