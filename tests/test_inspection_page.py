@@ -132,6 +132,23 @@ def _catalog(n=6, seed=0, seq_start=1):
                                    names={"RBC": names[:n]})
 
 
+def _page_data(page):
+    """The JSON data and the stamps (from the m31Stamps blocks) of a written page."""
+    import json
+
+    text = Path(page).read_text(encoding="utf-8")
+    data = json.loads(re.search(r'id="m31-data" type="application/json">(.*?)</script>',
+                                text, re.S)[1])
+    stamps, neigh = [], []
+    for args in re.findall(r"<script>m31Stamps\((.*?)\);</script>", text):
+        start, block, wide = json.loads("[" + args + "]")
+        assert start == len(stamps)  # blocks in order, none missing
+        stamps += block
+        neigh += wide or []
+    data["stamps"], data["neigh"] = stamps, neigh or None
+    return data
+
+
 def _cutout(n=6, size=16, seed=1):
     rng = np.random.default_rng(seed)
     data = rng.normal(100, 5, (n, size, size, 2)).astype("f4")
@@ -173,7 +190,6 @@ def test_png_stamps_decode_to_rendered_bands(tmp_path):
     image = pytest.importorskip("PIL.Image")
     import base64
     import io
-    import json
 
     def decode(b64):
         img = image.open(io.BytesIO(base64.b64decode(b64)))
@@ -182,9 +198,7 @@ def test_png_stamps_decode_to_rendered_bands(tmp_path):
     cut = _cutout(2)
     page = write_inspection_page(_catalog(2), cut, tmp_path / "p.html", inspector="Ann",
                                  stretch="sqrt")
-    text = page.read_text()
-    data = json.loads(re.search(r'id="m31-data" type="application/json">(.*?)</script>',
-                                text, re.S).group(1))
+    data = _page_data(page)
     rendered = render_bands(cut.data, ~cut.mask, stretch="sqrt")
     mode, g0 = decode(data["stamps"][0][0])
     assert mode == "LA" and g0.shape == (16, 16, 2)  # grey + alpha where pixels are missing
@@ -210,10 +224,7 @@ def test_page_from_images_cuts_stamps_and_neighbourhood(tmp_path):
     cat = _catalog(3)
     page = write_inspection_page(cat, images, tmp_path / "p.html", inspector="Ann", size=20,
                                  neighbourhood=3)
-    import json
-
-    text = page.read_text()
-    data = json.loads(re.search(r'type="application/json">(.*?)</script>', text, re.S)[1])
+    data = _page_data(page)
     assert data["meta"]["size"] == [20, 20]
     assert data["meta"]["neigh_size"] == [20, 20] and data["meta"]["neigh_bin"] == 3
     assert len(data["stamps"]) == len(data["neigh"]) == 3
@@ -396,10 +407,12 @@ def test_three_thousand_candidates_open_and_score(browser, tmp_path):
     stamps = Cutout(rng.normal(100, 5, (n, 8, 8, 2)).astype("f4"))
     page = write_inspection_page(cat, stamps, tmp_path / "big.html", inspector="Ann")
     _open(browser, page)
-    _keys(browser, ["2"] * 40)
+    _wait(browser, "return window.m31Timing.loaded === 3000")  # 60 blocks of stamps
+    _keys(browser, ["2"] * 60)  # across a block boundary (50)
     state = _state(browser)
-    assert state["nScored"] == 40 and state["cur"] == 40
-    assert browser.find_element("id", "progress").text == "scored 40 of 3000"
+    assert state["nScored"] == 60 and state["cur"] == 60
+    assert browser.find_element("id", "progress").text == "scored 60 of 3000"
+    assert browser.execute_script("return document.getElementById('img-b').naturalWidth") == 8
 
 
 # --------------------------------------------------------------------------- score files

@@ -2,7 +2,7 @@
 
 import html as _html
 
-__all__ = ["page_html"]
+__all__ = ["page_parts", "stamp_block"]
 
 _CSS = r"""
 :root { --bad: #4060a0; --fg: #e8e8e8; --bg: #181a1f; --panel: #23262d; --accent: #6cb4ff; }
@@ -98,7 +98,11 @@ _JS = r"""
 (function () {
 "use strict";
 const DATA = JSON.parse(document.getElementById("m31-data").textContent);
-const M = DATA.meta, C = DATA.cands, S = DATA.stamps, NB = DATA.neigh;
+const M = DATA.meta, C = DATA.cands;
+// Stamps arrive in the <script> blocks after this one (m31Stamps), so the first
+// candidate shows while the rest of the file is still being read.
+const S = new Array(C.length), NB = M.neigh_size ? new Array(C.length) : null;
+let nLoaded = 0;
 const N = C.length;
 const KEY = "m31clusters-inspection:" + M.catalog + ":" + M.inspector;
 const BAD = [0x40, 0x60, 0xa0];
@@ -173,7 +177,8 @@ function renderHeader() {
   const k = nScored();
   $("progress").textContent = "scored " + k + " of " + N;
   $("bar").firstElementChild.style.width = (100 * k / N) + "%";
-  $("position").textContent = "candidate " + (cur + 1) + " of " + N;
+  $("position").textContent = "candidate " + (cur + 1) + " of " + N +
+    (nLoaded < N ? " (stamps loaded: " + nLoaded + ")" : "");
   $("zoom").textContent = "\u00d7" + zoom;
   if (k === N && stored) warn("all scored: export the scores");
 }
@@ -181,11 +186,13 @@ function renderSingle() {
   const t = token, c = C[cur], w = M.size[1], h = M.size[0];
   const gb = $("img-b"), gr = $("img-r"), gc = $("img-c");
   [gb, gr, gc].forEach((el) => sized(el, w, h, zoom));
+  const ready = S[cur] !== undefined, wait = ready ? "" : " (loading)";
   gb.onload = () => { if (timing.firstStamp === null) timing.firstStamp = performance.now(); };
-  gb.src = src(S[cur][0]); gr.src = src(S[cur][1]);
-  $("cap-b").textContent = M.bands[0]; $("cap-r").textContent = M.bands[1];
+  if (ready) { gb.src = src(S[cur][0]); gr.src = src(S[cur][1]); }
+  else { gb.removeAttribute("src"); gr.removeAttribute("src"); }
+  $("cap-b").textContent = M.bands[0] + wait; $("cap-r").textContent = M.bands[1] + wait;
   $("cap-c").textContent = M.bands[0] + "/" + M.bands[1] + " (" + M.stretch + ")";
-  drawComposite(gc, S[cur][0], S[cur][1], t);
+  if (ready) drawComposite(gc, S[cur][0], S[cur][1], t);
   let rows = "";
   for (const [label, value] of c.info) rows += tr(label, value);
   for (const [label, value] of c.names) rows += tr(label, value);
@@ -193,7 +200,7 @@ function renderSingle() {
   $("info").innerHTML = "<h2>" + esc(M.id_column) + " " + esc(c.id) + " " + scoreBadge(c.id) +
     "</h2><table>" + rows + "</table>";
   const nb = $("neigh");
-  if (showNeigh && NB) {
+  if (showNeigh && NB && NB[cur] !== undefined) {
     nb.classList.remove("hidden");
     const nw = M.neigh_size[1], nh = M.neigh_size[0], nz = Math.max(1, Math.round(zoom * w / nw));
     const eb = $("nb-b"), er = $("nb-r"), ec = $("nb-c");
@@ -226,9 +233,7 @@ function renderGrid() {
     tile.addEventListener("click", () => { cur = j; render(); });
     tile.addEventListener("dblclick", () => { cur = j; mode = "single"; render(); });
     g.appendChild(tile);
-    drawComposite(cv, S[j][0], S[j][1], t).then(() => {
-      if (timing.firstStamp === null) timing.firstStamp = performance.now();
-    });
+    if (S[j] !== undefined) drawComposite(cv, S[j][0], S[j][1], t);
   }
 }
 function render() {
@@ -242,6 +247,21 @@ function render() {
   $("m31-export").value = "";
 }
 
+function visible(a, b) {
+  if (mode === "single") return cur >= a && cur < b;
+  const [p, q] = gridPage();
+  return p < b && a < q;
+}
+window.m31Stamps = function (start, stamps, neigh) {
+  for (let k = 0; k < stamps.length; k++) {
+    S[start + k] = stamps[k];
+    if (NB) NB[start + k] = neigh[k];
+  }
+  nLoaded += stamps.length;
+  timing.loaded = nLoaded;
+  if (nLoaded >= N) timing.allLoaded = performance.now();
+  if (visible(start, start + stamps.length)) render(); else renderHeader();
+};
 function move(step) { cur = Math.max(0, Math.min(N - 1, cur + step)); render(); }
 function setScore(value) {
   const id = C[cur].id;
@@ -348,13 +368,28 @@ render();
 """
 
 
-def page_html(*, title, data_json):
-    """The page: style, body, the data (JSON) and the script, in one document."""
-    return (
+def page_parts(*, title, data_json):
+    """
+    The page around its stamps: ``(head, tail)``.
+
+    *head* holds the style, the body, the data (JSON) and the script; the
+    stamp blocks (`stamp_block`) go between *head* and *tail*.
+    """
+    head = (
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
         "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
         "img-src data: blob:; style-src 'unsafe-inline'; script-src 'unsafe-inline'\">\n"
         f"<title>{_html.escape(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
         f"{_BODY}\n<script id=\"m31-data\" type=\"application/json\">{data_json}</script>\n"
-        f"<script>{_JS}</script>\n</body>\n</html>\n"
+        f"<script>{_JS}</script>\n"
     )
+    return head, "</body>\n</html>\n"
+
+
+def stamp_block(start, stamps, neigh):
+    """One ``<script>`` handing the page the base64 PNGs of candidates from *start*."""
+    def arr(pairs):
+        return "[" + ",".join(f'["{a}","{b}"]' for a, b in pairs) + "]"
+
+    return (f"<script>m31Stamps({int(start)},{arr(stamps)},"
+            f"{'null' if neigh is None else arr(neigh)});</script>\n")

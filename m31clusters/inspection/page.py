@@ -29,6 +29,7 @@ __all__ = ["write_inspection_page"]
 _MAG_COLUMNS = (("gmag", "e_gmag", "g"), ("g", "e_g", "g"), ("imag", "e_imag", "i"),
                 ("i", "e_i", "i"))
 _INFO_COLUMNS = ("Conf", "PAndAS", "Rproj")
+_BLOCK = 50  # candidates per <script> block of stamps
 
 
 def write_inspection_page(catalog, stamps, path, *, inspector, stretch="asinh",
@@ -178,7 +179,7 @@ def write_inspection_page(catalog, stamps, path, *, inspector, stretch="asinh",
         if len(stamps) != n:
             raise ValueError(f"the cutout has {len(stamps)} stamps for {n} catalogue rows; "
                              "give one stamp per row, in the catalogue's order")
-        neigh = neighbourhood if isinstance(neighbourhood, Cutout) else None
+        neigh = neigh_cutout = neighbourhood if isinstance(neighbourhood, Cutout) else None
         if neighbourhood is not None and neigh is None and neighbourhood != 0:
             raise ValueError("with a Cutout of stamps, neighbourhood must be a Cutout of "
                              "wider stamps (one per row) or None")
@@ -198,11 +199,12 @@ def write_inspection_page(catalog, stamps, path, *, inspector, stretch="asinh",
         from ..utils._tables import table_skycoord
 
         positions = table_skycoord(catalog)
+        neigh_cutout = None
         factor = 3 if neighbourhood is None else neighbourhood
         if isinstance(factor, bool) or not isinstance(factor, (int, np.integer)) or factor < 0:
             raise ValueError(f"neighbourhood must be a non-negative integer factor when "
                              f"cutting from images, got {neighbourhood!r}")
-        nbin = int(factor) if neighbourhood_bin is None else _check_bin(neighbourhood_bin)
+        nbin = max(1, int(factor)) if neighbourhood_bin is None else _check_bin(neighbourhood_bin)
         if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 2:
             raise ValueError(f"size must be an integer number of pixels >= 2, got {size!r}")
         stamp_size = (int(size), int(size))
@@ -220,35 +222,52 @@ def write_inspection_page(catalog, stamps, path, *, inspector, stretch="asinh",
                         f"got {type(stamps).__name__}")
 
     cands = _candidate_info(catalog, keys, id_column, info_columns, name_columns)
-    stamp_data, neigh_data = [], []
-    neigh_size = None
-    for cut, wide in progress_bar(chunks(), progress=progress, total=-(-n // chunk_size),
-                                  desc="rendering stamps", unit="chunk"):
-        blue, red = _render_pair(cut, bands, stretch, percentile)
-        stamp_data.extend(zip(_png_b64(blue), _png_b64(red), strict=True))
-        if wide is not None:
-            wide_blue, wide_red = _render_pair(_binned(wide, nbin), bands, stretch, percentile)
-            neigh_size = wide_blue.shape[1:3]
-            neigh_data.extend(zip(_png_b64(wide_blue), _png_b64(wide_red), strict=True))
     if zoom is None:
         zoom = max(1, min(16, round(256 / max(stamp_size))))
     id_numeric = np.asarray(catalog[id_column]).dtype.kind in "iu"
+    if neigh_cutout is not None:
+        neigh_size = [int(s) // nbin for s in neigh_cutout.shape[1:3]]
+    elif isinstance(stamps, dict) and factor:
+        neigh_size = [int(size) * int(factor) // nbin] * 2
+    else:
+        neigh_size = None
+    if neigh_size is not None and min(neigh_size) < 1:
+        raise ValueError(f"cannot bin the neighbourhood by {nbin}: it is smaller than that")
     meta = {
         "format": SCORE_FILE_FORMAT, "catalog": identity, "inspector": inspector,
         "file_name": score_file_name(inspector), "n": n, "bands": list(bands),
         "stretch": stretch if isinstance(stretch, str) else type(stretch).__name__,
         "percentile": float(percentile), "size": [int(s) for s in stamp_size],
-        "neigh_size": None if neigh_size is None else [int(s) for s in neigh_size],
-        "neigh_bin": int(nbin), "zoom": int(zoom), "grid_columns": int(grid_columns),
-        "id_numeric": bool(id_numeric), "id_column": id_column,
-        "title": title or f"Visual inspection of {n} candidates",
+        "neigh_size": neigh_size, "neigh_bin": int(nbin), "zoom": int(zoom),
+        "grid_columns": int(grid_columns), "id_numeric": bool(id_numeric),
+        "id_column": id_column, "title": title or f"Visual inspection of {n} candidates",
     }
-    data = {"meta": meta, "cands": cands, "stamps": stamp_data,
-            "neigh": neigh_data if neigh_data else None}
-    html = _assets.page_html(title=meta["title"], data_json=_script_json(data))
+    head, tail = _assets.page_parts(title=meta["title"],
+                                    data_json=_script_json({"meta": meta, "cands": cands}))
     with atomic_path(path, overwrite=overwrite) as tmp:
         with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-            f.write(html)
+            f.write(head)
+            start = 0
+            for cut, wide in progress_bar(chunks(), progress=progress,
+                                          total=-(-n // chunk_size), desc="rendering stamps",
+                                          unit="chunk"):
+                blue, red = _render_pair(cut, bands, stretch, percentile)
+                pairs = list(zip(_png_b64(blue), _png_b64(red), strict=True))
+                wide_pairs = None
+                if wide is not None:
+                    wide_blue, wide_red = _render_pair(_binned(wide, nbin), bands, stretch,
+                                                       percentile)
+                    if list(wide_blue.shape[1:3]) != neigh_size:
+                        raise ValueError(f"neighbourhood stamps of {wide_blue.shape[1:3]} "
+                                         f"pixels, expected {neigh_size}")
+                    wide_pairs = list(zip(_png_b64(wide_blue), _png_b64(wide_red),
+                                          strict=True))
+                for k in range(0, len(pairs), _BLOCK):
+                    f.write(_assets.stamp_block(
+                        start + k, pairs[k:k + _BLOCK],
+                        None if wide_pairs is None else wide_pairs[k:k + _BLOCK]))
+                start += len(pairs)
+            f.write(tail)
     return path
 
 
