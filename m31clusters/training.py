@@ -316,7 +316,7 @@ def build_training_set(images, sources, positives, *, match_radius=1 * u.arcsec,
     sources : `~astropy.table.Table`
         The sources the search classifies, with positions (a ``coord``
         SkyCoord column or RA/Dec in degrees) and a g magnitude: a
-        `~m31clusters.catalog.read_pandas_ascd` catalogue (column ``g``) or
+        `~m31clusters.io.pandas_ascd.read_pandas_ascd` catalogue (column ``g``) or
         `~m31clusters.photometry.measure` output (``gmag``).
     positives : `~astropy.table.Table` or `~astropy.coordinates.SkyCoord`
         The known clusters (e.g. `m31clusters.datasets.load_phat_clusters`,

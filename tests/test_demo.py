@@ -22,7 +22,7 @@ def test_shipped_model_loads():
 
 def test_demo_field_within_30kpc():
     fields = pandas_fields()
-    assert fields["rproj"][fields["field"] == DEMO_FIELD][0] < 30
+    assert fields["Rproj"][fields["PAndAS"] == DEMO_FIELD][0] < 30
 
 
 @pytest.fixture(scope="module")

@@ -125,13 +125,15 @@ def test_bad_distance():
 def test_pandas_fields_table(shared_data):
     t = pandas_fields()
     assert len(t) == 406
-    assert list(t["field"]) == list(range(1, 407))
+    assert t.colnames == ["PAndAS", "ra", "dec", "sep", "Rproj"]
+    assert list(t["PAndAS"]) == list(range(1, 407))
     ref = Table.read(shared_data / "pandas_fields.csv", format="ascii.csv")
     np.testing.assert_array_equal(t["ra"].value, ref["ra_deg"])
     np.testing.assert_array_equal(t["dec"].value, ref["dec_deg"])
-    assert t["ra"].unit == u.deg and t["rproj"].unit == u.kpc
-    t["field"][0] = -5  # a copy: the cached table is not changed
-    assert pandas_fields()["field"][0] == 1
+    assert t["ra"].unit == u.deg and t["Rproj"].unit == u.kpc
+    np.testing.assert_array_equal(t["Rproj"].value, ref["Rproj_kpc_D785"])
+    t["PAndAS"][0] = -5  # a copy: the cached table is not changed
+    assert pandas_fields()["PAndAS"][0] == 1
 
 
 def _brute_force_fields(c):
@@ -147,7 +149,7 @@ def _brute_force_fields(c):
         ok = (np.cos(lon) > 0) & (np.abs(xi) <= np.tan(np.deg2rad(0.48))) & (
             np.abs(eta) <= np.tan(np.deg2rad(0.47)))
         sep = ci.separation(SkyCoord(t["ra"], t["dec"])).deg
-        ids = np.asarray(t["field"])[ok][np.argsort(sep[ok], kind="stable")]
+        ids = np.asarray(t["PAndAS"])[ok][np.argsort(sep[ok], kind="stable")]
         out.append(ids)
     return out
 
@@ -173,7 +175,7 @@ def test_pandas_field_brute_force():
 def test_field_centres_in_own_field():
     t = pandas_fields()
     c = SkyCoord(t["ra"], t["dec"])
-    np.testing.assert_array_equal(pandas_field(c), t["field"])
+    np.testing.assert_array_equal(pandas_field(c), t["PAndAS"])
     assert pandas_field(c.reshape(2, 203)).shape == (2, 203)
 
 
@@ -223,6 +225,30 @@ def test_backend_warning_when_keras_imported_first():
     assert "KERAS_BACKEND=jax" in out.stdout
 
 
-def test_module_all():
-    for name in geometry.__all__:
-        assert hasattr(geometry, name)
+def test_keyword_only_after_positions():
+    with pytest.raises(TypeError, match="positional"):
+        projected_radius(M31_CENTER, 785 * u.kpc)
+    with pytest.raises(TypeError, match="positional"):
+        deprojected_radius(M31_CENTER, 785 * u.kpc)
+    with pytest.raises(TypeError, match="positional"):
+        tangent_plane_offsets(M31_CENTER, M31_CENTER)
+    assert projected_radius(positions=M31_CENTER, distance=1 * u.Mpc).value == 0
+
+
+def test_module_all_is_the_public_names_defined():
+    # __all__ lists exactly the public functions, classes and constants that
+    # geometry defines itself (not what it imports), so a new public name left
+    # out of __all__, or a stale entry, fails.
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(geometry))
+    defined = set()
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.ClassDef):
+            defined.add(node.name)
+        elif isinstance(node, ast.Assign):
+            defined.update(t.id for t in node.targets if isinstance(t, ast.Name))
+    public = {name for name in defined if not name.startswith("_")}
+    assert set(geometry.__all__) == public
+    assert len(geometry.__all__) == len(set(geometry.__all__))

@@ -241,7 +241,7 @@ def search_field(images, catalog=None, *, model=None, threshold=None, mag_limit=
 
     1. **read**: check the stacks (`FITS`, WCS, 2-D, g covers i) and, when
        given, read the CASU catalogue with
-       `~m31clusters.catalog.read_pandas_ascd` (checked against the stacks);
+       `~m31clusters.io.pandas_ascd.read_pandas_ascd` (checked against the stacks);
        load the classifier (once per process);
     2. **detect** and **measure** (no catalogue): on each CCD of the i stack
        `~m31clusters.photometry.detect_sources`, then, for the sources
