@@ -49,6 +49,7 @@ __all__ = [
     "build_training_set",
     "hard_example_weights",
     "resample",
+    "train_classifier",
 ]
 
 #: Names of the three splits, in the order of the *splits* fractions.
@@ -170,7 +171,7 @@ def _nearest(a, b, max_sep):
 
 
 def _layers(images, band):
-    from .cutout import _open_band
+    from .cutout.extract import _open_band
 
     opened = []
     layers = _open_band(images[band], band, opened)
@@ -178,7 +179,7 @@ def _layers(images, band):
 
 
 def _on_images(coords, layers):
-    from .cutout import _locate
+    from .cutout.extract import _locate
 
     best, _, _ = _locate(coords, layers)
     return best >= 0
@@ -374,19 +375,23 @@ def build_training_set(images, sources, positives, *, match_radius=1 * u.arcsec,
     Examples
     --------
     >>> import tempfile
-    >>> from m31clusters.simulate import M31_SCENE, simulate_field
+    >>> import astropy.units as u
+    >>> from m31clusters.simulate import simulate_field
     >>> from m31clusters.training import build_training_set
-    >>> crowded = M31_SCENE.replace(young_cluster_density=60.0)  # many clusters
-    >>> sim = simulate_field(field=248, n_ccds=1, ccd_shape=(400, 400), seed=3,
-    ...                      out_dir=tempfile.mkdtemp(), progress=False, scene=crowded)
+    >>> sim = simulate_field(field=248, n_ccds=1, ccd_shape=(600, 600), seed=3,
+    ...                      out_dir=tempfile.mkdtemp())
     >>> truth = sim.truth
     >>> clusters = truth[(truth["kind"] == "cluster") & truth["on_ccd"]]
     >>> ts = build_training_set(sim.images, sim.catalog, clusters, footprint="images",
     ...                         mag_limit=23, tile_size=0.5 * u.arcmin, seed=1)
     >>> sorted(set(ts.table["why"].tolist()))
     ['clear', 'matched']
-    >>> ts.counts()["n_cluster"].sum() > 0
-    np.True_
+    >>> print(ts.counts())
+    split n_cluster n_other
+    ----- --------- -------
+    train         2      17
+      val         0      11
+     test         0       7
     """
     match_radius = as_quantity(match_radius, u.arcsec, "match_radius")
     exclusion_radius = as_quantity(exclusion_radius, u.arcsec, "exclusion_radius")
@@ -605,3 +610,111 @@ def resample(n, weights, *, seed=None):
     rng = np.random.default_rng(seed)
     extra = rng.choice(w.size, size=n - w.size, replace=True, p=w / w.sum())
     return np.sort(np.concatenate([np.arange(w.size), extra]))
+
+
+def _fit_kwargs(clf, progress):
+    import inspect
+
+    params = inspect.signature(clf.fit).parameters
+    if "progress" in params:
+        return {"progress": progress}
+    return {"verbose": "auto" if progress else 0}  # pragma: no cover - older classifier
+
+
+def train_classifier(training_set, *, classifier=None, architecture="wang2022", epochs=30,
+                     hard_epochs=15, hard_factor=4.0, patience=6, batch_size=32,
+                     base_rate=None, metric="f1", seed=None, progress=False):
+    """
+    Fit, calibrate and threshold a classifier on a `TrainingSet`.
+
+    1. Fit on the ``train`` split, with the ``val`` split for the best epoch
+       and early stopping (classes balanced in the loss, dihedral
+       augmentation).
+    2. Hard examples: the training stamps the first round gets wrong
+       (`hard_example_weights`) are drawn *hard_factor* times as often in a
+       second round (`resample`), so the rare look-alikes (galaxies,
+       blends, fragments) are not drowned by the easy disc stars.
+    3. Calibration and threshold on the ``val`` split at the survey's class
+       ratio *base_rate* (clusters per source), with
+       `ClusterClassifier.calibrate` and ``select_threshold(base_rate=...)``
+       when the classifier has them; otherwise the threshold is chosen at
+       the validation split's own ratio.
+
+    Parameters
+    ----------
+    training_set : `TrainingSet`
+        From `build_training_set`; needs both classes in ``train`` and ``val``.
+    classifier : `~m31clusters.classifier.ClusterClassifier`, optional
+        A classifier to continue training (e.g. one pretrained on
+        `~m31clusters.simulate.simulate_stamps`); by default a new one.
+    architecture : str
+        Architecture of a new classifier (see `m31clusters.models`).
+    epochs, hard_epochs : int
+        Maximum epochs of the two rounds (``hard_epochs=0`` skips round 2).
+    hard_factor : float
+        Sampling weight of a hard example in round 2.
+    patience : int
+        Early-stopping patience (epochs).
+    batch_size : int
+        Stamps per step.
+    base_rate : float, optional
+        Fraction of clusters among the sources the search classifies.
+    metric : str
+        Quantity the threshold maximises (see ``select_threshold``).
+    seed : int or None
+        Seed of the new classifier, the shuffling and the resampling.
+    progress : bool
+        Show training progress.
+
+    Returns
+    -------
+    classifier : `~m31clusters.classifier.ClusterClassifier`
+        Fitted, with its threshold set; ``classifier.metrics`` holds the
+        metrics on the ``test`` split when it has both classes (else on
+        ``val``).
+    info : dict
+        Numbers of stamps per split and class, of hard examples, the
+        calibration used and the test metrics.
+
+    Raises
+    ------
+    TrainingSetError
+        If the ``train`` or ``val`` split lacks a class.
+    """
+    from .classifier import ClusterClassifier
+
+    x_tr, y_tr = training_set.subset("train")
+    x_va, y_va = training_set.subset("val")
+    for name, y in (("train", y_tr), ("val", y_va)):
+        if np.unique(y).size < 2:
+            raise TrainingSetError(
+                f"the {name} split holds {int(np.sum(y == 1))} clusters and "
+                f"{int(np.sum(y == 0))} non-clusters: it needs both (more tiles, other splits)")
+    if classifier is None:
+        classifier = ClusterClassifier(
+            architecture, input_shape=tuple(x_tr.shape[1:]), bands=x_tr.bands,
+            normalization="asinh", seed=seed)
+    kw = _fit_kwargs(classifier, progress)
+    fit_seed = classifier.seed if seed is None else seed
+    classifier.fit(x_tr, y_tr, validation=(x_va, y_va), epochs=epochs, batch_size=batch_size,
+                   early_stopping=patience, seed=fit_seed, **kw)
+    info = {"n_train": [int(np.sum(y_tr == 1)), int(np.sum(y_tr == 0))],
+            "n_val": [int(np.sum(y_va == 1)), int(np.sum(y_va == 0))], "n_hard": 0}
+    if hard_epochs:
+        w = hard_example_weights(y_tr, classifier.predict_proba(x_tr), factor=hard_factor)
+        info["n_hard"] = int(np.sum(w > 1))
+        idx = resample(int(1.5 * y_tr.size), w, seed=fit_seed)
+        classifier.fit(x_tr[idx], y_tr[idx], validation=(x_va, y_va), epochs=hard_epochs,
+                       batch_size=batch_size, early_stopping=patience,
+                       seed=None if fit_seed is None else fit_seed + 1, **kw)
+    if hasattr(classifier, "calibrate"):
+        classifier.calibrate(x_va, y_va, base_rate=base_rate)
+        classifier.select_threshold(x_va, y_va, metric=metric, base_rate=base_rate)
+        info["calibration"] = f"calibrate(base_rate={base_rate})"
+    else:  # pragma: no cover - classifier without the calibration API
+        classifier.select_threshold(x_va, y_va, metric=metric)
+        info["calibration"] = "none (threshold at the validation ratio)"
+    x_te, y_te = training_set.subset("test")
+    if np.unique(y_te).size == 2:
+        info["test"] = classifier.evaluate(x_te, y_te)
+    return classifier, info

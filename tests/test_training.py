@@ -192,22 +192,38 @@ def test_seeded():
     assert len(train) == np.sum(a.table["split"] == "train") == labels.size
 
 
-def test_simulated_field(tmp_path):
-    from m31clusters.simulate import M31_SCENE, simulate_field
+def _field_with_clusters(out_dir, n=15, seed=3):
+    """A small simulated field with *n* given clusters placed on its one CCD."""
+    from m31clusters.simulate import simulate_field
 
-    sim = simulate_field(field=248, n_ccds=1, ccd_shape=(400, 400), seed=3, out_dir=tmp_path,
-                         progress=False, scene=M31_SCENE.replace(young_cluster_density=60.0))
+    kw = dict(field=248, n_ccds=1, ccd_shape=(400, 400), seed=seed, overwrite=True)
+    t = simulate_field(out_dir=out_dir, catalog=False, **kw).truth
+    t = t[t["on_ccd"]]
+    rng = np.random.default_rng(seed)
+    pad = 5 / 3600
+    ra = rng.uniform(t["ra"].min() + pad, t["ra"].max() - pad, n)
+    dec = rng.uniform(t["dec"].min() + pad, t["dec"].max() - pad, n)
+    g = rng.uniform(17, 20.5, n)
+    clusters = Table({"coord": SkyCoord(ra, dec, unit="deg"), "g": g * u.mag,
+                      "i": (g - 0.8) * u.mag, "Reff": rng.uniform(0.3, 1.2, n) * u.arcsec})
+    return simulate_field(out_dir=out_dir, clusters=clusters, **kw), clusters
+
+
+def test_simulated_field(tmp_path):
+    sim, clusters = _field_with_clusters(tmp_path)
     truth = sim.truth
-    clusters = truth[(truth["kind"] == "cluster") & truth["on_ccd"]]
+    # the same call as on real stacks: the placed clusters are the positives
     ts = build_training_set(sim.images, sim.catalog, clusters, footprint="images",
-                            mag_limit=23, tile_size=0.5 * u.arcmin, seed=1)
+                            tile_size=0.5 * u.arcmin, seed=1)
     pos = ts.table["label"] == 1
-    # every cluster-labelled source is a catalogue row of a true cluster
+    assert pos.sum() >= 10
+    # every cluster-labelled source is a catalogue detection of a true cluster, and
+    # every other one is not
     rows = np.asarray(sim.catalog["truth_row"])[ts.table["source"]]
-    ccd_truth = truth[truth["ccd"] == truth["ccd"][0]]
-    kinds = np.asarray(ccd_truth["kind"])[rows]
-    assert pos.sum() > 0
+    ccd = truth[truth["ccd"] == truth["ccd"][0]]
+    kinds = np.asarray(ccd["kind"])[rows]
     assert np.all(kinds[pos] == "cluster")
+    assert np.all(kinds[~pos] != "cluster")
 
 
 # ----------------------------------------------------------------------------

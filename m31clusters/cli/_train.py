@@ -1,0 +1,158 @@
+"""``m31clusters train``: a classifier from images and a label catalogue, by the paper's recipe."""
+
+from pathlib import Path
+
+__all__ = ["add_parser", "run"]
+
+
+def _read_table(path, what):
+    """A table file read with astropy (format from its name or content), or a clear error."""
+    from astropy.io.registry import IORegistryError
+    from astropy.table import Table
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} {str(path)!r} does not exist")
+    try:
+        return Table.read(path)
+    except IORegistryError as exc:
+        raise ValueError(f"cannot tell the format of {what} {str(path)!r} (use .ecsv, .fits, "
+                         f".vot, .csv): {str(exc).splitlines()[0]}") from None
+
+
+def add_parser(subparsers):
+    """Register the ``train`` subcommand on *subparsers*."""
+    parser = subparsers.add_parser(
+        "train",
+        help="train a classifier on your images and a catalogue of known clusters",
+        description="Build a training set from g and i images, their source list and a "
+                    "catalogue of known clusters (sources matched to a known cluster are "
+                    "clusters, the other sources of the labelled footprint are not; g < 21; "
+                    "train/validation/test by sky tiles), fit a classifier, calibrate it and "
+                    "pick its threshold at the survey's class ratio, and save it.",
+    )
+    parser.add_argument("--images", nargs=2, metavar=("G", "I"), required=True,
+                        help="g and i images (FITS, single or multi-extension stacks)")
+    parser.add_argument("--sources", help="source list: a PAndAS m###p.ascd catalogue or a "
+                        "table with positions and a g magnitude (default: detect and measure "
+                        "the sources in the images)")
+    parser.add_argument("--labels", required=True,
+                        help="known clusters: 'phat' (the shipped PHAT catalogue, labelled "
+                             "inside the PHAT footprint) or a table with positions; a "
+                             "simulated truth table (with a 'kind' column) uses its clusters")
+    parser.add_argument("--footprint", choices=("hull", "images", "phat"),
+                        help="where the labels are complete: the convex hull of the known "
+                             "clusters, the whole images, or the PHAT footprint (default: "
+                             "phat for --labels phat, images for a truth table, else hull)")
+    parser.add_argument("--out", required=True, help="model file to write (.zip)")
+    parser.add_argument("--architecture", default="wang2022",
+                        help="network (see m31clusters.models; default %(default)s)")
+    parser.add_argument("--size", type=int, default=32, help="stamp size in pixels")
+    parser.add_argument("--match-radius", type=float, default=1.0, help="arcsec")
+    parser.add_argument("--exclusion-radius", type=float, default=5.0, help="arcsec")
+    parser.add_argument("--tile-size", type=float, default=60.0,
+                        help="side of the sky tiles given whole to one split, arcsec")
+    parser.add_argument("--mag-limit", type=float, default=21.0)
+    parser.add_argument("--splits", type=float, nargs=3, default=(0.7, 0.15, 0.15),
+                        metavar=("TRAIN", "VAL", "TEST"))
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--hard-epochs", type=int, default=15,
+                        help="epochs of the second round with hard examples oversampled "
+                             "(0: none)")
+    parser.add_argument("--base-rate", type=float,
+                        help="fraction of clusters among the sources the search classifies, "
+                             "for the calibration and the threshold")
+    parser.add_argument("--init", help="continue training this saved classifier")
+    parser.add_argument("--table", help="also write the training-set table (ECSV) here")
+    parser.add_argument("--seed", type=int, help="seed of the splits and the training")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    parser.set_defaults(run=run)
+    return parser
+
+
+def _read_sources(path):
+    from ..io.pandas_ascd import read_pandas_ascd
+
+    path = Path(path)
+    if path.name.endswith(".ascd"):
+        if not path.is_file():
+            raise FileNotFoundError(f"source list {str(path)!r} does not exist")
+        return read_pandas_ascd(path)
+    return _read_table(path, "source list")
+
+
+def _labels(spec, footprint):
+    import numpy as np
+
+    from ..datasets import in_phat_footprint, load_phat_clusters
+
+    if spec == "phat":
+        positives = load_phat_clusters()
+        default = "phat"
+    else:
+        positives = _read_table(spec, "label catalogue")
+        default = "hull"
+        if "kind" in positives.colnames:
+            positives = positives[np.asarray(positives["kind"]).astype(str) == "cluster"]
+            default = "images"
+    footprint = footprint or default
+    region = {"phat": in_phat_footprint, "images": "images", "hull": None}[footprint]
+    return positives, region
+
+
+def run(args):
+    """Train and save a classifier for the parsed *args*; returns the exit status."""
+    from astropy import units as u
+
+    from ..classifier import ClusterClassifier
+    from ..training import build_training_set, train_classifier
+    from ..utils._io import check_overwrite
+
+    out = Path(args.out)
+    check_overwrite(out, args.overwrite)
+    if args.table:
+        check_overwrite(Path(args.table), args.overwrite)
+    images = {"g": Path(args.images[0]), "i": Path(args.images[1])}
+    for band, p in images.items():
+        if not p.is_file():
+            raise FileNotFoundError(f"{band} image {str(p)!r} does not exist")
+    progress = not args.quiet
+    if args.sources:
+        sources = _read_sources(args.sources)
+    else:
+        from ..demo import _detect_and_measure
+
+        sources = _detect_and_measure(images, progress, 5.0, 1.5 * u.arcsec)
+    positives, footprint = _labels(args.labels, args.footprint)
+    ts = build_training_set(
+        images, sources, positives, match_radius=args.match_radius * u.arcsec,
+        exclusion_radius=args.exclusion_radius * u.arcsec, mag_limit=args.mag_limit,
+        size=args.size, splits=tuple(args.splits), tile_size=args.tile_size * u.arcsec,
+        footprint=footprint, seed=args.seed, progress=progress)
+    counts = ts.counts()
+    print("training set: " + ", ".join(
+        f"{r['split']} {r['n_cluster']} clusters / {r['n_other']} others" for r in counts))
+    m = ts.table.meta
+    print(f"dropped: {m['n_ambiguous']} ambiguous, {m['n_outside_footprint']} outside the "
+          f"footprint, {m['n_faint']} fainter than {args.mag_limit:g}, {m['n_off_image']} "
+          f"off the image, {m['n_split_border']} on split borders")
+    init = ClusterClassifier.load(args.init) if args.init else None
+    clf, info = train_classifier(ts, classifier=init, architecture=args.architecture,
+                                 epochs=args.epochs, hard_epochs=args.hard_epochs,
+                                 base_rate=args.base_rate, seed=args.seed, progress=progress)
+    if args.table:
+        from ..utils._io import atomic_path
+
+        with atomic_path(Path(args.table), overwrite=args.overwrite) as tmp:
+            ts.table.write(tmp, format="ascii.ecsv", overwrite=True)
+    clf.save(out, overwrite=args.overwrite)
+    print(f"threshold {clf.threshold:.4f} ({info['calibration']}); {info['n_hard']} hard "
+          f"examples oversampled")
+    if "test" in info:
+        t = info["test"]
+        print(f"test split: purity {t['purity']:.3f}, recall {t['recall']:.3f}, "
+              f"ROC AUC {t['roc_auc']:.3f}")
+    print(f"model    {out}")
+    if args.table:
+        print(f"table    {args.table}")
+    return 0
