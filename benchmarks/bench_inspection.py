@@ -52,6 +52,16 @@ def _browser(profile):
                                             "/usr/bin/chromedriver"))
 
 
+def _wait(drv, script, timeout, what):
+    """Poll *script* in the page until it returns a value; return it."""
+    end = time.monotonic() + timeout
+    while (value := drv.execute_script(script)) is None:
+        if time.monotonic() > end:
+            raise RuntimeError(f"{what} within {timeout} s")
+        time.sleep(0.02)
+    return value
+
+
 def _stamps(n, pool, seed):
     from m31clusters.cutout import Cutout
     from m31clusters.simulate import simulate_stamps
@@ -126,22 +136,13 @@ def main():
         try:
             for label in ("cold", "warm"):
                 drv.get(page.as_uri())
-                end = time.monotonic() + 120
-                while drv.execute_script("return window.m31Timing && "
-                                         "window.m31Timing.firstStamp") is None:
-                    if time.monotonic() > end:
-                        raise RuntimeError("no stamp shown within 120 s")
-                    time.sleep(0.02)
-                first = drv.execute_script("return window.m31Timing.firstStamp")
+                first = _wait(drv, "return window.m31Timing && window.m31Timing.firstStamp",
+                              120, "no stamp shown")
                 dcl = drv.execute_script(
                     "const e = performance.getEntriesByType('navigation')[0];"
                     "return e.domContentLoadedEventEnd;")
-                end = time.monotonic() + 300
-                while drv.execute_script("return window.m31Timing.allLoaded") is None:
-                    if time.monotonic() > end:
-                        raise RuntimeError("stamps not all loaded within 300 s")
-                    time.sleep(0.05)
-                loaded_all = drv.execute_script("return window.m31Timing.allLoaded")
+                loaded_all = _wait(drv, "return window.m31Timing.allLoaded", 300,
+                                   "stamps not all loaded")
                 print(f"{label}: time to first stamp {first / 1e3:.2f} s; all stamps "
                       f"loaded {loaded_all / 1e3:.2f} s (DOMContentLoaded {dcl / 1e3:.2f} s)")
             t = time.perf_counter()
@@ -157,12 +158,7 @@ def main():
                   f"mean, {timing['keyMsMax']:.1f} ms max; {wall:.2f} s wall through "
                   "chromedriver")
             drv.get(naive.as_uri())
-            end = time.monotonic() + 300
-            while drv.execute_script("return window.loaded") is None:
-                if time.monotonic() > end:
-                    raise RuntimeError("naive page not loaded within 300 s")
-                time.sleep(0.05)
-            loaded = drv.execute_script("return window.loaded")
+            loaded = _wait(drv, "return window.loaded", 300, "naive page not loaded")
             print(f"alternative (every stamp an <img>, no neighbourhood): "
                   f"{naive.stat().st_size / 1e6:.1f} MB, load {loaded / 1e3:.2f} s "
                   f"= {loaded / first:.1f}x the page's time to first stamp")

@@ -286,6 +286,8 @@ def _id_strings(ids, name):
     if np.any(mask):
         raise ValueError(f"{name}: id at row {int(np.flatnonzero(mask)[0])} is masked")
     data = np.ma.getdata(col)
+    if data.size == 0:
+        return []
     if data.dtype.kind == "f":
         raise ValueError(f"{name}: ids must be integers or strings, got dtype {data.dtype}")
     keys = [str(v).strip() for v in data.tolist()]
