@@ -395,6 +395,23 @@ def test_two_inspectors_export_and_combine(browser, tmp_path):
 
 
 @pytest.mark.browser
+def test_string_ids_with_commas_and_quotes_round_trip(browser, tmp_path):
+    from astropy.table import Table
+
+    ids = ['PAndAS-01', 'B 17, "G58"', "H\u00e9 7"]
+    cat = Table({"name": ids, "Conf": [0.9, 0.8, 0.7]})
+    page = write_inspection_page(cat, _cutout(3), tmp_path / "s.html", inspector="O'Neil",
+                                 id_column="name")
+    _open(browser, page)
+    _keys(browser, ["1", "2", "0"])
+    path = tmp_path / score_file_name("O'Neil")
+    path.write_text(browser.execute_script("return window.m31Export()"), encoding="utf-8")
+    table = read_scores(path, cat, id_column="name")
+    assert table["id"].tolist() == ids and table["score"].tolist() == [1, 2, 0]
+    assert table.meta["inspector"] == "O'Neil" and path.name == "scores_O_Neil.ecsv"
+
+
+@pytest.mark.browser
 def test_three_thousand_candidates_open_and_score(browser, tmp_path):
     # A catalogue the size of the paper's: the page opens and scores without lag.
     n = 3000
