@@ -20,36 +20,11 @@ from ..exceptions import BandError
 from ..utils._progress import PROGRESS_DEFAULT
 from ..utils._stamps import dihedral_array, dihedral_offsets
 from ..utils._wcs import celestial_wcs
+from ._common import _check_bands, _concat_skycoords
 from ._stamp_wcs import _StampWCS, _StampWCSList
 from .normalize import check_normalization, normalize_stamps
 
 __all__ = ["Cutout"]
-
-
-def _check_bands(bands, what="bands"):
-    """Band names as a tuple of str; `BandError` if empty or a name repeats."""
-    if isinstance(bands, str):
-        bands = (bands,)
-    try:
-        bands = tuple(str(b) for b in bands)
-    except TypeError:
-        raise BandError(
-            f"{what} must be a band name or a sequence of them, got {bands!r}"
-        ) from None
-    if not bands:
-        raise BandError(f"{what} must name at least one band")
-    repeated = sorted({b for b in bands if bands.count(b) > 1})
-    if repeated:
-        raise BandError(f"band names must be unique, {what}={bands} repeats {repeated}")
-    return bands
-
-
-def _concat_skycoords(coords):
-    """Concatenate SkyCoords (converted to ICRS if their frames differ)."""
-    first = coords[0]
-    if not all(c.is_equivalent_frame(first) for c in coords[1:]):
-        coords = [c.icrs for c in coords]
-    return np.concatenate([c.reshape((-1,)) for c in coords])
 
 
 class Cutout:

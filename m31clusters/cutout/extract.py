@@ -38,8 +38,9 @@ from ..utils._progress import PROGRESS_DEFAULT, progress_bar
 from ..utils._sphere import unit_vectors
 from ..utils._stamps import extract_stamps, stamp_origins
 from ..utils._wcs import celestial_wcs
+from ._common import _check_bands, _concat_skycoords
 from ._stamp_wcs import _StampWCS
-from .core import Cutout, _check_bands, _concat_skycoords
+from .core import Cutout
 
 __all__ = ["from_images", "iter_from_images"]
 

@@ -22,8 +22,9 @@ from astropy.wcs import WCS, FITSFixedWarning
 
 from ..exceptions import BandError, CorruptFileError
 from ..utils._io import atomic_path
+from ._common import _check_bands
 from ._stamp_wcs import _check_turn, _StampWCS
-from .core import Cutout, _check_bands
+from .core import Cutout
 
 __all__ = ["read_cutout", "write_cutout"]
 
