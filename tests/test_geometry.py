@@ -1,7 +1,3 @@
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 from astropy import units as u
@@ -185,44 +181,6 @@ def test_pandas_field_scalar():
     assert len(pandas_fields_containing(SkyCoord(180, -40, unit="deg"))) == 0
     with pytest.raises(ValueError, match="1-D"):
         pandas_fields_containing(SkyCoord(np.zeros((2, 2)), np.zeros((2, 2)), unit="deg"))
-
-
-def test_backend_default_jax():
-    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
-    out = subprocess.run(
-        [sys.executable, "-c", "import m31clusters, keras; print(keras.backend.backend())"],
-        env=env, capture_output=True, text=True, check=True,
-    )
-    assert out.stdout.strip().splitlines()[-1] == "jax"
-
-
-def test_backend_user_choice_respected():
-    env = dict(os.environ, KERAS_BACKEND="numpy")
-    out = subprocess.run(
-        [sys.executable, "-c", "import m31clusters, keras; print(keras.backend.backend())"],
-        env=env, capture_output=True, text=True, check=True,
-    )
-    assert out.stdout.strip().splitlines()[-1] == "numpy"
-
-
-def test_backend_warning_when_keras_imported_first():
-    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
-    code = (
-        "import os, warnings\n"
-        "import astropy.units  # astropy's logger hooks warnings at import\n"
-        "os.environ['KERAS_BACKEND'] = 'numpy'\n"
-        "import keras\n"
-        "del os.environ['KERAS_BACKEND']\n"
-        "with warnings.catch_warnings(record=True) as w:\n"
-        "    warnings.simplefilter('always')\n"
-        "    import m31clusters\n"
-        "print([type(x.message).__name__ for x in w])\n"
-        "print(str(w[0].message))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                         text=True, check=True)
-    assert "KerasBackendWarning" in out.stdout
-    assert "KERAS_BACKEND=jax" in out.stdout
 
 
 def test_keyword_only_after_positions():
