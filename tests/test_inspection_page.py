@@ -395,6 +395,42 @@ def test_two_inspectors_export_and_combine(browser, tmp_path):
 
 
 @pytest.mark.browser
+def test_load_scores_into_a_fresh_browser(browser, tmp_path):
+    # An inspector moves to another computer: the page loads an exported file.
+    from m31clusters.inspection import write_scores
+
+    cat = _catalog(6, seed=8)
+    page = write_inspection_page(cat, _cutout(6), tmp_path / "m.html", inspector="Mover")
+    ident = catalog_identity(cat["Seq"])
+    done = write_scores(tmp_path / "scores_Mover.ecsv", [2, 4, 5], [2, 0, 1],
+                        inspector="Mover", catalog_id=ident, n_candidates=6)
+    other = write_scores(tmp_path / "other.ecsv", [2], [2], inspector="Mover",
+                         catalog_id="0123456789abcdef", n_candidates=6)
+    wrong = write_scores(tmp_path / "wrong.ecsv", [2], [2], inspector="Someone",
+                         catalog_id=ident, n_candidates=6)
+    _open(browser, page)
+    _keys(browser, ["1"])  # Seq 1 scored here, kept
+    for path, why in ((other, "made for another catalogue"),
+                      (wrong, "scores of Someone, not of Mover")):
+        browser.find_element("id", "f-import").send_keys(str(path))
+        _wait(browser, "return document.getElementById('warn').textContent"
+                       ".startsWith('not loaded')")
+        assert why in browser.find_element("id", "warn").text
+        assert _state(browser)["nScored"] == 1
+    browser.find_element("id", "f-import").send_keys(str(done))
+    _wait(browser, "return window.m31State().nScored === 4")
+    assert {k: v[0] for k, v in _state(browser)["scores"].items()} == \
+        {"1": 1, "2": 2, "4": 0, "5": 1}
+    assert browser.find_element("id", "warn").text == "loaded 3 of 3 scores"
+    # ... and they are saved: a reload keeps them; its own export reads back.
+    browser.refresh()
+    _open(browser, page)
+    assert _state(browser)["nScored"] == 4
+    assert browser.execute_script("return window.m31Import(window.m31Export())") == \
+        "loaded 0 of 4 scores"
+
+
+@pytest.mark.browser
 def test_string_ids_with_commas_and_quotes_round_trip(browser, tmp_path):
     from astropy.table import Table
 

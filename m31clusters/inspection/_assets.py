@@ -64,6 +64,9 @@ _BODY = r"""
     value="1"></label>
   <button id="b-undo" title="undo (u)">undo</button>
   <button id="b-export" title="download the score file">export scores</button>
+  <button id="b-import" title="load an exported score file (e.g. from another computer)">
+    load scores</button>
+  <input id="f-import" type="file" accept=".ecsv,.csv,text/plain" class="hidden">
   <span id="warn"></span>
 </header>
 <main>
@@ -305,6 +308,55 @@ function download() {
   document.body.appendChild(a); a.click();
   setTimeout(() => { URL.revokeObjectURL(a.href); a.remove(); }, 2000);
 }
+function parseCsvLine(line) {
+  const out = [];
+  let i = 0;
+  while (i <= line.length) {
+    if (line[i] === '"') {
+      let j = i + 1, v = "";
+      while (j < line.length) {
+        if (line[j] === '"') { if (line[j + 1] === '"') { v += '"'; j += 2; } else { j++; break; } }
+        else v += line[j++];
+      }
+      out.push(v); i = j + 1;
+    } else {
+      let j = line.indexOf(",", i);
+      if (j < 0) j = line.length;
+      out.push(line.slice(i, j)); i = j + 1;
+    }
+  }
+  return out;
+}
+// Load an exported score file into this page (newer scores win); returns a message.
+function importText(text) {
+  const lines = text.split(/\r?\n/), head = {}, rows = [];
+  for (const line of lines) {
+    const m = /^#\s{3}(\w+): (.*)$/.exec(line) || /^# - \{(\w+): (.*)\}$/.exec(line);
+    if (m) head[m[1]] = m[2].replace(/^'(.*)'$/, "$1").replace(/^"(.*)"$/, "$1");
+    else if (line && line[0] !== "#" && line !== "id,score,inspector,time") rows.push(line);
+  }
+  const fail = (why) => { warn("not loaded: " + why); return "not loaded: " + why; };
+  if (head.format !== M.format) return fail("not a score file of this program");
+  if (head.catalog !== M.catalog) return fail("made for another catalogue (" + head.catalog + ")");
+  if (head.inspector !== M.inspector) {
+    return fail("scores of " + head.inspector + ", not of " + M.inspector);
+  }
+  if (Number(head.n_scored) !== rows.length) return fail("truncated file");
+  const known = new Set(C.map((c) => String(c.id))), add = {};
+  for (const row of rows) {
+    const f = parseCsvLine(row);
+    if (f.length !== 4 || !known.has(f[0]) || !/^[012]$/.test(f[1])) return fail("bad row: " + row);
+    add[f[0]] = [Number(f[1]), f[3]];
+  }
+  let n = 0;
+  for (const [id, s] of Object.entries(add)) {
+    if (!scores[id] || scores[id][1] < s[1]) { scores[id] = s; n++; }
+  }
+  save(); render();
+  const msg = "loaded " + n + " of " + rows.length + " scores";
+  warn(msg);
+  return msg;
+}
 function setZoom(z) { zoom = Math.max(1, Math.min(16, z)); render(); }
 function filters() {
   const f = "brightness(" + $("s-bright").value + ") contrast(" + $("s-contrast").value + ")";
@@ -349,11 +401,20 @@ $("b-zoomin").onclick = () => setZoom(zoom + 1);
 $("b-zoomout").onclick = () => setZoom(zoom - 1);
 $("b-undo").onclick = undo;
 $("b-export").onclick = download;
+$("b-import").onclick = () => $("f-import").click();
+$("f-import").onchange = (e) => {
+  const file = e.target.files[0];
+  if (!file) return;
+  const reader = new FileReader();
+  reader.onload = () => { importText(String(reader.result)); e.target.value = ""; };
+  reader.readAsText(file);
+};
 $("s-bright").oninput = filters; $("s-contrast").oninput = filters;
 new MutationObserver(filters).observe(document.querySelector("main"),
                                       { childList: true, subtree: true });
 
 window.m31Export = exportText;
+window.m31Import = importText;
 window.m31State = () => ({ cur: cur, id: C[cur].id, mode: mode, zoom: zoom,
                            neighbourhood: showNeigh, nScored: nScored(), scores: scores,
                            key: KEY });
