@@ -508,6 +508,9 @@ def test_stamps_too_large_for_memory_are_refused_up_front():
 
 def test_non_finite_pixel_position_names_row():
     data, w = make_image()
+    with pytest.raises(ValueError, match=r"pixel positions \(x, y\) of shape \(N, 2\)"):
+        Cutout.from_images({"g": NDData(data, wcs=w)}, [["a", "b"]], size=5, bands="g",
+                           pixel_band="g")
     with pytest.raises(ValueError, match=r"first at row 1: \[nan, 3\.0\]"):
         Cutout.from_images({"g": NDData(data, wcs=w)}, [[1.0, 2.0], [np.nan, 3.0]], size=5,
                            bands="g", pixel_band="g")

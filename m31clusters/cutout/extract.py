@@ -464,7 +464,13 @@ def _pixel_positions(positions, pixel_band, extension, layers, images):
         if pixel_band not in images:
             raise BandError(f"pixel_band {pixel_band!r} has no image")
         raise BandError(f"pixel_band {pixel_band!r} must be one of the requested bands")
-    xy = np.asarray(positions, dtype=np.float64)
+    try:
+        xy = np.asarray(positions, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"positions must be a SkyCoord or pixel positions (x, y) of shape (N, 2) "
+            f"in band {pixel_band!r}: {exc}"
+        ) from None
     if xy.ndim == 1 and xy.shape == (2,):
         xy = xy[None, :]
     if xy.ndim != 2 or xy.shape[1] != 2:
