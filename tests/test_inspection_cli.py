@@ -46,7 +46,7 @@ def test_inspect_writes_a_page_from_images(tmp_path, candidates, capsys):
     assert status == 0
     assert f"page for Ann (5 candidates): {page}" in capsys.readouterr().out
     text = page.read_text()
-    assert catalog_identity(cat["Seq"]) in text and '"stretch":"linear"' in text
+    assert catalog_identity(cat) in text and '"stretch":"linear"' in text
     assert text.count('"neigh_bin":3') == 1
     # Never over an existing page without --overwrite.
     assert main(["inspect", str(readme), "--inspector", "Ann", "--images", g, i,
@@ -67,7 +67,7 @@ def test_inspect_writes_a_page_from_a_cutout_file(tmp_path, candidates):
 
 def test_inspect_combine_writes_cds_and_report(tmp_path, candidates, capsys):
     cat, readme, _ = candidates
-    ident = catalog_identity(cat["Seq"])
+    ident = catalog_identity(cat)
     a_scores, b_scores = [2, 2, 1, 0, 2], [2, 1, 1, 0, 0]
     a = write_scores(tmp_path / "scores_Ann.ecsv", cat["Seq"], a_scores, inspector="Ann",
                      catalog_id=ident, n_candidates=5)
@@ -93,7 +93,7 @@ def test_inspect_combine_writes_cds_and_report(tmp_path, candidates, capsys):
 
 def test_inspect_combine_bad_file_is_one_line_and_writes_nothing(tmp_path, candidates, capsys):
     cat, readme, _ = candidates
-    ident = catalog_identity(cat["Seq"])
+    ident = catalog_identity(cat)
     a = write_scores(tmp_path / "a.ecsv", [1, 2], [2, 2], inspector="Ann", catalog_id=ident,
                      n_candidates=5)
     b = write_scores(tmp_path / "b.ecsv", [1, 2], [2, 2], inspector="Ann", catalog_id=ident,

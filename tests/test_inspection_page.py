@@ -172,7 +172,7 @@ def test_page_is_self_contained(tmp_path):
     assert not re.search(r"""(src|href)\s*=\s*["'](?!data:)[a-z]+:""", text)
     assert "http://" not in text and "https://" not in text
     assert "default-src 'none'" in text  # the page's CSP forbids any fetch
-    assert catalog_identity(cat["Seq"]) in text
+    assert catalog_identity(cat) in text
     assert (page.stat().st_mode & 0o777) == (0o666 & ~_umask())
     with pytest.raises(FileExistsError, match="overwrite=True"):
         write_inspection_page(cat, _cutout(), page, inspector="Ann")
@@ -401,7 +401,7 @@ def test_load_scores_into_a_fresh_browser(browser, tmp_path):
 
     cat = _catalog(6, seed=8)
     page = write_inspection_page(cat, _cutout(6), tmp_path / "m.html", inspector="Mover")
-    ident = catalog_identity(cat["Seq"])
+    ident = catalog_identity(cat)
     done = write_scores(tmp_path / "scores_Mover.ecsv", [2, 4, 5], [2, 0, 1],
                         inspector="Mover", catalog_id=ident, n_candidates=6)
     other = write_scores(tmp_path / "other.ecsv", [2], [2], inspector="Mover",
@@ -475,7 +475,7 @@ def _write_export(path, ids, scores, inspector, cat):
     from m31clusters.inspection import write_scores
 
     return write_scores(path, ids, scores, inspector=inspector,
-                        catalog_id=catalog_identity(cat["Seq"]), n_candidates=len(cat))
+                        catalog_id=catalog_identity(cat), n_candidates=len(cat))
 
 
 def test_bad_exports_raise_named_errors_and_leave_the_catalogue(tmp_path):
@@ -516,6 +516,23 @@ def test_bad_exports_raise_named_errors_and_leave_the_catalogue(tmp_path):
     with pytest.raises(ValueError, match="exactly two score files"):
         combine_inspections(cat, [a])
     assert combine_inspections(cat, [a, b]).catalog["Score"].tolist() == [4, 3, 0, 3]
+
+
+def test_identity_tells_catalogues_with_the_same_ids_apart(tmp_path):
+    from m31clusters.inspection import ScoreFileError
+
+    cat = _catalog(5, seed=0)
+    rerun = _catalog(5, seed=1)  # another search, also numbered 1..5
+    assert catalog_identity(cat) != catalog_identity(rerun)
+    assert catalog_identity(cat) != catalog_identity(cat["Seq"])  # positions count
+    old = _write_export(tmp_path / "old.ecsv", [1, 2], [2, 2], "Ann", cat)
+    with pytest.raises(ScoreFileError, match="made for another catalogue"):
+        read_scores(old, rerun)
+    # Neither the row order nor a CDS round trip (rounded positions) changes it.
+    readme, _ = cat.write_cds(tmp_path / "ReadMe", title="T", authors=["Doe J."])
+    assert catalog_identity(Catalog.read_cds(readme)) == catalog_identity(cat)
+    assert catalog_identity(cat[::-1]) == catalog_identity(cat)
+    assert read_scores(old, Catalog.read_cds(readme))["id"].tolist() == [1, 2]
 
 
 def test_incomplete_scores_are_masked(tmp_path):

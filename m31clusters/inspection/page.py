@@ -162,7 +162,7 @@ def write_inspection_page(catalog, stamps, path, *, inspector, stretch="asinh",
     keys = _id_strings(catalog[id_column], f"catalogue column {id_column!r}")
     from .scores import catalog_identity
 
-    identity = catalog_identity(keys)
+    identity = catalog_identity(catalog, id_column=id_column)
     _check_percentile(percentile)
     _get_stretch(stretch)
     if len(bands) != 2:

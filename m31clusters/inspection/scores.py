@@ -245,19 +245,26 @@ def _kappa(confusion, weights):
 # --------------------------------------------------------------------------- score files
 
 
-def catalog_identity(ids):
+def catalog_identity(catalog, *, id_column="Seq"):
     """
-    Identity of a candidate catalogue: a digest of its set of ids.
+    Identity of a candidate catalogue: a digest of its ids and where it lies.
 
     The page stores scores in the browser under this identity (and the
     inspector's name), and every score file records it, so that scores
-    made for one catalogue are never imported into another.  The row order
-    does not matter; adding columns (e.g. ``Score``) does not change it.
+    made for one catalogue are never imported into another.  It is made of
+    the set of ids and, when the catalogue has positions, their mean
+    direction rounded to 0.001 deg: two searches that both number their
+    candidates 1 to N get different identities, while the row order, added
+    columns (e.g. ``Score``) and the rounding of a CDS round trip do not
+    change it.
 
     Parameters
     ----------
-    ids : sequence
-        The catalogue's ids (e.g. its ``Seq`` column).
+    catalog : `~astropy.table.Table` or sequence
+        The catalogue (ids from *id_column*, positions if it has any), or
+        just its ids.
+    id_column : str
+        The id column of a table.
 
     Returns
     -------
@@ -266,18 +273,45 @@ def catalog_identity(ids):
 
     Raises
     ------
+    KeyError
+        If a table has no *id_column*.
     ValueError
         If an id is masked or repeated.
 
     Examples
     --------
+    >>> from astropy.table import Table
     >>> from m31clusters.inspection import catalog_identity
     >>> catalog_identity([1, 2, 3]) == catalog_identity([3, 1, 2])
     True
+    >>> table = Table({"Seq": [3, 1, 2], "Conf": [0.9, 0.8, 0.7]})  # no positions
+    >>> catalog_identity(table) == catalog_identity([1, 2, 3])
+    True
     """
-    keys = _id_strings(ids, "ids")
-    digest = hashlib.sha256("\n".join(sorted(keys)).encode("utf-8"))
-    return digest.hexdigest()[:16]
+    centre = None
+    if isinstance(catalog, Table):
+        keys = _catalog_keys(catalog, id_column)
+        centre = _mean_direction(catalog)
+    else:
+        keys = _id_strings(catalog, "ids")
+    text = "\n".join(sorted(keys)) + ("" if centre is None else "\n@" + centre)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def _mean_direction(table):
+    """Mean direction of a table's positions as 'ra dec' (deg, 3 decimals), or None."""
+    from ..utils._tables import table_skycoord
+
+    try:
+        coords = table_skycoord(table)
+    except (KeyError, ValueError):
+        return None
+    if coords.size == 0:
+        return None
+    xyz = coords.icrs.cartesian.xyz.value.reshape(3, -1).mean(axis=1)
+    ra = np.degrees(np.arctan2(xyz[1], xyz[0])) % 360.0
+    dec = np.degrees(np.arctan2(xyz[2], np.hypot(xyz[0], xyz[1])))
+    return f"{ra:.3f} {dec:+.3f}"
 
 
 def _id_strings(ids, name):
@@ -348,7 +382,8 @@ def write_scores(path, ids, scores, *, inspector, catalog_id, n_candidates, time
     inspector : str
         The inspector's name.
     catalog_id : str
-        `catalog_identity` of the catalogue.
+        `catalog_identity` of the catalogue (of the table, with its
+        positions, not of its id column alone).
     n_candidates : int
         Number of candidates in the catalogue.
     times : sequence of str, optional
@@ -493,7 +528,7 @@ def read_scores(path, catalog=None, *, id_column="Seq"):
         raise ScoreFileError(str(exc)) from None
     if catalog is not None:
         cat_keys = _catalog_keys(catalog, id_column)
-        identity = catalog_identity(cat_keys)
+        identity = catalog_identity(catalog, id_column=id_column)
         if meta["catalog"] != identity:
             raise ScoreFileError(
                 f"{where} was made for another catalogue (identity {meta['catalog']}, "
@@ -661,7 +696,7 @@ def combine_inspections(catalog, score_files, *, keep=(3, 4), id_column="Seq"):
     >>> from astropy.table import Table
     >>> from m31clusters.inspection import catalog_identity, combine_inspections, write_scores
     >>> cat = Table({"Seq": [1, 2, 3, 4]})
-    >>> d, ident = tempfile.mkdtemp(), catalog_identity(cat["Seq"])
+    >>> d, ident = tempfile.mkdtemp(), catalog_identity(cat)
     >>> a = write_scores(os.path.join(d, "a.ecsv"), [1, 2, 3, 4], [2, 2, 0, 1],
     ...                  inspector="Ann", catalog_id=ident, n_candidates=4)
     >>> b = write_scores(os.path.join(d, "b.ecsv"), [1, 2, 3, 4], [2, 1, 0, 2],
