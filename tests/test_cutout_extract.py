@@ -490,13 +490,21 @@ def test_truncated_image_file_names_file(tmp_path):
             Cutout.from_images({"g": tmp_path / name}, M31_CENTER, size=5, bands="g")
 
 
-def test_stamps_too_large_for_memory_are_refused_up_front():
+def test_stamps_too_large_for_memory_are_refused_up_front(monkeypatch):
+    from m31clusters.cutout import extract
+
     data, w = make_image(nan_at=())
     img = {"g": NDData(data, wcs=w), "i": NDData(data, wcs=w)}
     xy = np.tile([[30.0, 40.0]], (3000, 1))
-    # 3000 stamps of 4096 x 4096 in 2 bands: 469 GiB of data and mask
+    # 3000 stamps of 4096 x 4096 in 2 bands: 469 GiB of data and mask, more
+    # than this machine has
+    assert 2**30 < extract._physical_memory() < 3000 * 4096**2 * 2 * 5
     with pytest.raises(StampMemoryError, match=r"3000 stamps .* would need 468\.8 GiB"):
         Cutout.from_images(img, xy, size=4096, pixel_band="g")
+    # the limit is the machine's memory, named in the message
+    monkeypatch.setattr(extract, "_physical_memory", lambda: 64 * 2**30)
+    with pytest.raises(StampMemoryError, match=r"need 78\.1 GiB .* machine's 64\.0 GiB"):
+        Cutout.from_images(img, xy[:500], size=4096, pixel_band="g")
     with pytest.raises(StampMemoryError, match=r"a chunk of 3000 stamps"):
         next(Cutout.iter_from_images(img, xy, size=4096, pixel_band="g", chunk_size=5000))
     assert issubclass(StampMemoryError, ValueError)
