@@ -44,7 +44,8 @@ def _browser(profile):
     options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                  "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--window-size=1400,1000",
+                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+                 "--window-size=1400,1000",
                  f"--user-data-dir={profile}"):
         options.add_argument(flag)
     return webdriver.Chrome(options=options,

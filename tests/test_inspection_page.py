@@ -39,7 +39,7 @@ from m31clusters.inspection import (
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                   "--no-first-run", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync",
-                  "--window-size=1400,1000")
+                  "--disable-dev-shm-usage", "--window-size=1400,1000")
 
 
 def _find(*names):
