@@ -49,9 +49,8 @@ M31_POSITION_ANGLE = 38 * u.deg
 PANDAS_FIELD_SIZE = (0.96, 0.94) * u.deg
 
 
-def _radec_rad(coords, name="coords"):
-    coords = as_skycoord(coords, name)
-    icrs = coords.icrs
+def _radec_rad(positions, name="positions"):
+    icrs = as_skycoord(positions, name).icrs
     ra = np.asarray(icrs.ra.rad, dtype=float)
     dec = np.asarray(icrs.dec.rad, dtype=float)
     check_finite_coords(ra, dec, name)
@@ -76,13 +75,13 @@ def _gnomonic(ra, dec, ra0, dec0):
     return xi, eta, cosc
 
 
-def tangent_plane_offsets(coords, center=M31_CENTER):
+def tangent_plane_offsets(positions, *, center=M31_CENTER):
     """
-    Standard (gnomonic) coordinates of *coords* about *center*.
+    Standard (gnomonic) coordinates of *positions* about *center*.
 
     Parameters
     ----------
-    coords : `~astropy.coordinates.SkyCoord`
+    positions : `~astropy.coordinates.SkyCoord`
         Positions, any shape.
     center : `~astropy.coordinates.SkyCoord`, optional
         Tangent point (default `M31_CENTER`).
@@ -97,7 +96,7 @@ def tangent_plane_offsets(coords, center=M31_CENTER):
     Raises
     ------
     TypeError
-        If *coords* or *center* is not a `~astropy.coordinates.SkyCoord`.
+        If *positions* or *center* is not a `~astropy.coordinates.SkyCoord`.
     ValueError
         If any position is NaN.
 
@@ -109,7 +108,7 @@ def tangent_plane_offsets(coords, center=M31_CENTER):
     >>> print(f"{xi:.4f} {eta:.4f}")
     0.0000 deg 1.0001 deg
     """
-    ra, dec = _radec_rad(coords)
+    ra, dec = _radec_rad(positions)
     ra0, dec0 = _radec_rad(center, "center")
     xi, eta, cosc = _gnomonic(ra, dec, ra0, dec0)
     far = cosc <= 0
@@ -131,7 +130,7 @@ def _angular_separation(ra, dec, ra0, dec0):
     return np.arctan2(np.hypot(num1, num2), denom)
 
 
-def projected_radius(coords, distance=M31_DISTANCE, center=M31_CENTER):
+def projected_radius(positions, *, distance=M31_DISTANCE, center=M31_CENTER):
     """
     Projected (sky-plane) distance from the centre of M31.
 
@@ -140,7 +139,7 @@ def projected_radius(coords, distance=M31_DISTANCE, center=M31_CENTER):
 
     Parameters
     ----------
-    coords : `~astropy.coordinates.SkyCoord`
+    positions : `~astropy.coordinates.SkyCoord`
         Positions (any frame, any shape).
     distance : `~astropy.units.Quantity`, optional
         Distance to M31 (default 785 kpc).
@@ -150,12 +149,12 @@ def projected_radius(coords, distance=M31_DISTANCE, center=M31_CENTER):
     Returns
     -------
     radius : `~astropy.units.Quantity`
-        Projected radius in kpc, same shape as *coords*.
+        Projected radius in kpc, same shape as *positions*.
 
     Raises
     ------
     TypeError
-        If *coords* is not a `~astropy.coordinates.SkyCoord` or *distance*
+        If *positions* is not a `~astropy.coordinates.SkyCoord` or *distance*
         is not a `~astropy.units.Quantity`.
     astropy.units.UnitTypeError
         If *distance* does not have length units.
@@ -170,7 +169,7 @@ def projected_radius(coords, distance=M31_DISTANCE, center=M31_CENTER):
     >>> print(f"{projected_radius(c):.2f}")
     13.70 kpc
     """
-    ra, dec = _radec_rad(coords)
+    ra, dec = _radec_rad(positions)
     ra0, dec0 = _radec_rad(center, "center")
     distance = _check_distance(distance)
     sep = _angular_separation(ra, dec, ra0, dec0)
@@ -190,7 +189,8 @@ def _check_distance(distance):
 
 
 def deprojected_radius(
-    coords,
+    positions,
+    *,
     distance=M31_DISTANCE,
     inclination=M31_INCLINATION,
     position_angle=M31_POSITION_ANGLE,
@@ -208,7 +208,7 @@ def deprojected_radius(
 
     Parameters
     ----------
-    coords : `~astropy.coordinates.SkyCoord`
+    positions : `~astropy.coordinates.SkyCoord`
         Positions (any frame, any shape).
     distance : `~astropy.units.Quantity`, optional
         Distance to M31 (default 785 kpc).
@@ -240,7 +240,7 @@ def deprojected_radius(
     >>> print(f"{deprojected_radius(c):.1f}")
     60.9 kpc
     """
-    ra, dec = _radec_rad(coords)
+    ra, dec = _radec_rad(positions)
     ra0, dec0 = _radec_rad(center, "center")
     distance = _check_distance(distance)
     inc = as_quantity(inclination, u.rad, "inclination").value
@@ -274,9 +274,10 @@ def pandas_fields():
     Returns
     -------
     fields : `~astropy.table.Table`
-        Columns ``field`` (int, the number in ``m###``), ``ra`` and
+        Columns ``PAndAS`` (int, the number in ``m###``), ``ra`` and
         ``dec`` (deg, ICRS), ``sep`` (deg, separation from `M31_CENTER`) and
-        ``rproj`` (kpc, projected radius at 785 kpc).  A fresh copy on
+        ``Rproj`` (kpc, projected radius at 785 kpc): the column names of
+        `~m31clusters.catalog.Catalog.from_candidates`.  A fresh copy on
         every call.
 
     Examples
@@ -286,19 +287,20 @@ def pandas_fields():
     >>> len(fields)
     406
     >>> fields.colnames
-    ['field', 'ra', 'dec', 'sep', 'rproj']
+    ['PAndAS', 'ra', 'dec', 'sep', 'Rproj']
     """
     d = _fields_array()
     t = Table()
-    t["field"] = np.asarray(d["field"], dtype=int)
+    t["PAndAS"] = np.asarray(d["field"], dtype=int)
     t["ra"] = u.Quantity(d["ra_deg"], u.deg)
     t["dec"] = u.Quantity(d["dec_deg"], u.deg)
     t["sep"] = u.Quantity(d["sep_from_M31_deg"], u.deg)
-    t["rproj"] = u.Quantity(d["Rproj_kpc_D785"], u.kpc)
+    t["Rproj"] = u.Quantity(d["Rproj_kpc_D785"], u.kpc)
     t["ra"].description = "Mean pointing right ascension (ICRS)"
     t["dec"].description = "Mean pointing declination (ICRS)"
     t["sep"].description = "Separation from the centre of M31"
-    t["rproj"].description = "Projected radius from M31 at 785 kpc"
+    t["PAndAS"].description = "PAndAS field number (the ### of m###)"
+    t["Rproj"].description = "Projected radius from M31 at 785 kpc"
     t.meta["reference"] = "McConnachie et al. 2018, ApJ 868, 55"
     return t
 
@@ -339,7 +341,7 @@ def _containing(ra, dec):
     return _inside(ra[:, None], dec[:, None], idx.reshape(len(ra), k))
 
 
-def pandas_field(coords):
+def pandas_field(positions):
     """
     The PAndAS field that each position falls in.
 
@@ -350,19 +352,19 @@ def pandas_field(coords):
 
     Parameters
     ----------
-    coords : `~astropy.coordinates.SkyCoord`
+    positions : `~astropy.coordinates.SkyCoord`
         Positions, any shape.
 
     Returns
     -------
     field : int or `~numpy.ndarray` of int
         Field number (the ``###`` of ``m###``), -1 outside the survey.
-        Same shape as *coords*.
+        Same shape as *positions*.
 
     Raises
     ------
     TypeError
-        If *coords* is not a `~astropy.coordinates.SkyCoord`.
+        If *positions* is not a `~astropy.coordinates.SkyCoord`.
     ValueError
         If any position is NaN.
 
@@ -375,7 +377,7 @@ def pandas_field(coords):
     >>> int(pandas_field(M31_CENTER)) > 0
     True
     """
-    ra, dec = _radec_rad(coords)
+    ra, dec = _radec_rad(positions)
     shape = ra.shape
     ra, dec = ra.ravel(), dec.ravel()
     ids, fra, fdec, tree, tan_half, chord, k = _field_index()
@@ -393,13 +395,13 @@ def pandas_field(coords):
     return int(result) if result.ndim == 0 else result
 
 
-def pandas_fields_containing(coords):
+def pandas_fields_containing(positions):
     """
     All PAndAS fields whose footprint contains each position.
 
     Parameters
     ----------
-    coords : `~astropy.coordinates.SkyCoord`
+    positions : `~astropy.coordinates.SkyCoord`
         Positions, scalar or 1-D.
 
     Returns
@@ -412,9 +414,9 @@ def pandas_fields_containing(coords):
     Raises
     ------
     TypeError
-        If *coords* is not a `~astropy.coordinates.SkyCoord`.
+        If *positions* is not a `~astropy.coordinates.SkyCoord`.
     ValueError
-        If any position is NaN or *coords* has more than one dimension.
+        If any position is NaN or *positions* has more than one dimension.
 
     Examples
     --------
@@ -423,9 +425,9 @@ def pandas_fields_containing(coords):
     >>> int(fields[0]) == pandas_field(M31_CENTER)
     True
     """
-    if as_skycoord(coords).ndim > 1:
+    if as_skycoord(positions).ndim > 1:
         raise ValueError("pandas_fields_containing takes a scalar or 1-D SkyCoord")
-    ra, dec = _radec_rad(coords)
+    ra, dec = _radec_rad(positions)
     shape = ra.shape
     cand, inside = _containing(ra.ravel(), dec.ravel())
     out = [c[m] for c, m in zip(cand, inside, strict=True)]

@@ -69,7 +69,7 @@ def test_from_candidates_geometry_is_right():
     centres = SkyCoord(fields["ra"], fields["dec"])
     ok = ~cat["PAndAS"].mask
     assert ok.sum() >= len(cat) - 2
-    index = {f: k for k, f in enumerate(fields["field"])}
+    index = {f: k for k, f in enumerate(fields["PAndAS"])}
     for k in np.flatnonzero(ok):
         c = centres[index[int(cat["PAndAS"][k])]]
         assert c.separation(coord[k]) < 0.68 * u.deg

@@ -28,7 +28,7 @@ from ...utils._io import atomic_paths, check_overwrite
 from ...utils._tables import SEXAGESIMAL_LABELS, position_columns
 from ...utils._validation import check_finite_coords
 
-__all__ = ["write_cds", "cds_unit_string", "DEFAULT_COORD_PRECISION", "SEXAGESIMAL_LABELS"]
+__all__ = ["write_cds", "cds_unit_string", "DEFAULT_COORD_PRECISION"]
 
 #: Default number of decimals of the seconds of RA (s) and of Dec (arcsec):
 #: 0.001 s = 15 mas and 0.01 arcsec.
