@@ -37,6 +37,7 @@ from ..exceptions import (
 from ..utils._progress import PROGRESS_DEFAULT, progress_bar
 from ..utils._sphere import unit_vectors
 from ..utils._stamps import extract_stamps, stamp_origins
+from ..utils._validation import check_finite_coords
 from ..utils._wcs import celestial_wcs
 from ._common import _check_bands, _concat_skycoords
 from ._stamp_wcs import _StampWCS
@@ -446,12 +447,7 @@ def _check_memory(n, shape, n_bands, whole):
 
 def _check_finite(coords):
     sph = coords.spherical
-    bad = ~(np.isfinite(sph.lon.deg) & np.isfinite(sph.lat.deg))
-    if np.any(bad):
-        idx = np.flatnonzero(bad)
-        raise ValueError(
-            f"positions has {idx.size} non-finite position(s), first at index {idx[0]}"
-        )
+    check_finite_coords(np.atleast_1d(sph.lon.deg), np.atleast_1d(sph.lat.deg), "positions")
 
 
 def _pixel_positions(positions, pixel_band, extension, layers, images):
