@@ -51,28 +51,39 @@ def test_evaluate(field, tmp_path):
     assert np.array_equal(written["n_correct"], ev.summary["n_correct"])
     assert written["n_correct"][0] == 4 and written["n_candidates"][0] == 8
     assert (tmp_path / "ev.png").read_bytes()[:4] == b"\x89PNG"
-    # no overwrite without --overwrite: one line, exit 1
-    again = _cli("evaluate", tmp_path / "cands.ecsv", field.truth_path, "--table",
-                 tmp_path / "ev.ecsv")
-    assert again.returncode == 1
-    assert again.stderr.startswith("m31clusters evaluate: error: ")
-    assert "already exists" in again.stderr
-    assert len(again.stderr.strip().splitlines()) == 1
+
+def _main(capsys, *args):
+    """The same command line in this process (for the quick error paths)."""
+    from m31clusters.cli import main
+
+    try:
+        status = main([str(a) for a in args])
+    except SystemExit as exc:  # argparse usage errors
+        status = exc.code
+    return status, capsys.readouterr()
 
 
-def test_evaluate_bad_input(field, tmp_path):
+def test_evaluate_bad_input(field, tmp_path, capsys):
     out = _cli("evaluate", tmp_path / "missing.ecsv", field.truth_path)
     assert out.returncode == 1
     assert out.stderr.startswith("m31clusters evaluate: error: candidate catalogue")
     assert len(out.stderr.strip().splitlines()) == 1
     _candidates(field, tmp_path / "cands.ecsv")
-    out = _cli("evaluate", tmp_path / "cands.ecsv", "nosuchlist")
-    assert out.returncode == 1 and "'nosuchlist' does not exist" in out.stderr
-    out = _cli("evaluate", tmp_path / "cands.ecsv", field.truth_path, "--radius", "x")
-    assert out.returncode == 2
+    status, err = _main(capsys, "evaluate", tmp_path / "cands.ecsv", "nosuchlist")
+    assert status == 1 and "'nosuchlist' does not exist" in err.err
+    status, err = _main(capsys, "evaluate", tmp_path / "cands.ecsv", field.truth_path,
+                        "--radius", "x")
+    assert status == 2
+    # no overwrite without --overwrite: one line, exit 1
+    (tmp_path / "ev.ecsv").write_text("keep me")
+    status, err = _main(capsys, "evaluate", tmp_path / "cands.ecsv", field.truth_path,
+                        "--table", tmp_path / "ev.ecsv")
+    assert status == 1 and err.err.startswith("m31clusters evaluate: error: ")
+    assert "already exists" in err.err and len(err.err.strip().splitlines()) == 1
+    assert (tmp_path / "ev.ecsv").read_text() == "keep me"
 
 
-def test_train(field, tmp_path):
+def test_train(field, tmp_path, capsys):
     from m31clusters.classifier import ClusterClassifier
 
     model = tmp_path / "model.zip"
@@ -88,23 +99,25 @@ def test_train(field, tmp_path):
     assert clf.input_shape == (16, 16, 2) and 0 <= clf.threshold <= 1
     ts = Table.read(tmp_path / "ts.ecsv")
     assert set(ts["split"]) == {"train", "val"} and set(ts["label"]) == {0, 1}
-    # the model file exists now: refused without --overwrite, nothing else written
-    again = _cli(*args)
-    assert again.returncode == 1 and "already exists" in again.stderr
+    # the model file exists now: refused without --overwrite
+    status, err = _main(capsys, *args)
+    assert status == 1 and "already exists" in err.err
 
 
-def test_train_bad_input(field, tmp_path):
+def test_train_bad_input(field, tmp_path, capsys):
     far = Table({"ra": [1.0, 1.1, 1.2] * u.deg, "dec": [1.0, 1.1, 1.0] * u.deg})
     far.write(tmp_path / "far.ecsv")
-    out = _cli("train", "--images", field.images["g"], field.images["i"], "--sources",
-               field.catalog_path, "--labels", tmp_path / "far.ecsv", "--out",
-               tmp_path / "m.zip", "--quiet")
-    assert out.returncode == 1
-    assert "none of the 3 positives falls on the g images" in out.stderr
-    assert len(out.stderr.strip().splitlines()) == 1
+    status, err = _main(capsys, "train", "--images", field.images["g"], field.images["i"],
+                        "--sources", field.catalog_path, "--labels", tmp_path / "far.ecsv",
+                        "--out", tmp_path / "m.zip", "--quiet")
+    assert status == 1
+    assert err.err.startswith("m31clusters train: error: none of the 3 positives falls on "
+                              "the g images")
+    assert len(err.err.strip().splitlines()) == 1
     assert not (tmp_path / "m.zip").exists()
-    out = _cli("train", "--images", tmp_path / "no_g.fit", field.images["i"], "--labels",
-               "phat", "--out", tmp_path / "m.zip")
-    assert out.returncode == 1 and "g image" in out.stderr
-    out = _cli("train", "--images", field.images["g"], field.images["i"], "--out", "m.zip")
-    assert out.returncode == 2 and "--labels" in out.stderr
+    status, err = _main(capsys, "train", "--images", tmp_path / "no_g.fit", field.images["i"],
+                        "--labels", "phat", "--out", tmp_path / "m.zip")
+    assert status == 1 and "g image" in err.err
+    status, err = _main(capsys, "train", "--images", field.images["g"], field.images["i"],
+                        "--out", "m.zip")
+    assert status == 2 and "--labels" in err.err
