@@ -24,7 +24,7 @@ import numpy as np
 __all__ = []
 
 #: Positions processed per block (bounds the temporary arrays to tens of MB).
-_BLOCK = 1024
+_BLOCK = 512
 
 #: Pixel centres within this distance (pixels) of a radius may straddle it
 #: for a position anywhere within the nearest pixel (half a diagonal, 0.71).
@@ -54,7 +54,8 @@ def exact_weights(fx, fy, half, r):
     Returns
     -------
     ndarray, shape (n, 2 * half + 1, 2 * half + 1)
-        Fraction of each pixel (rows y, columns x) inside the circle.
+        Fraction of each pixel (rows y, columns x) inside the circle (to
+        ~1e-13 absolute: pixels outside may get +/-1e-13 rather than 0).
 
     Notes
     -----
@@ -74,58 +75,62 @@ def exact_weights(fx, fy, half, r):
     yc = np.minimum(np.abs(ey), r)
     xs = np.sqrt(np.maximum(r * r - yc * yc, 0.0))  # where the circle meets Y = y
     pxc = _segment_primitive(xc, r)
-    pxs = _segment_primitive(xs, r)
-    # 2-D: rows y (axis 1), columns x (axis 2)
+    q = yc * xs - _segment_primitive(xs, r)
+    # A = sy sx (yc xs - P(xs) + P(xc)) where xs < xc, else sy sx yc xc; the
+    # signs and products are folded into 1-D factors (rows y: axis 1, columns x: axis 2)
     use_xs = xs[:, :, None] < xc[:, None, :]
-    m = np.where(use_xs, xs[:, :, None], xc[:, None, :])
-    pm = np.where(use_xs, pxs[:, :, None], pxc[:, None, :])
-    a = yc[:, :, None] * m
-    a += pxc[:, None, :]
-    a -= pm
-    a *= sy[:, :, None]
-    a *= sx[:, None, :]
-    w = a[:, 1:, 1:] - a[:, :-1, 1:] - a[:, 1:, :-1] + a[:, :-1, :-1]
-    return np.clip(w, 0.0, 1.0, out=w)
+    a = (sy * yc)[:, :, None] * (sx * xc)[:, None, :]
+    b = (sy * q)[:, :, None] * sx[:, None, :]
+    b += sy[:, :, None] * (sx * pxc)[:, None, :]
+    np.copyto(a, b, where=use_xs)
+    return a[:, 1:, 1:] - a[:, :-1, 1:] - a[:, 1:, :-1] + a[:, :-1, :-1]
 
 
-def clipped_stats(values, valid, sigma=3.0, maxiters=5):
+def clipped_stats(key, count, sigma=3.0, maxiters=5):
     """
     Sigma-clipped mean, standard deviation and count of each row.
 
     The same clipping as `astropy.stats.SigmaClip` (``cenfunc="median"``,
     ``stdfunc="std"``, symmetric *sigma*, at most *maxiters* iterations,
     stopping when nothing changes, the final set being every valid value
-    within the last bounds), row by row, vectorised.
+    within the last bounds), row by row, vectorised.  The values kept at each
+    iteration are a contiguous run of the sorted row, so one sort (in the
+    values' own precision) and float64 prefix sums (of the values minus the
+    row's median) give every iteration's median and moments in O(1), and a
+    binary search its bounds.
 
     Parameters
     ----------
-    values : ndarray, shape (n, m)
-        Values; only those where *valid* is true are used.
-    valid : ndarray of bool, shape (n, m)
+    key : ndarray, shape (n, m)
+        Values, invalid ones set to +inf; sorted in place along axis 1.
+    count : ndarray of int, shape (n,)
+        Number of valid (finite) values of each row.
     sigma : float
     maxiters : int
 
     Returns
     -------
-    mean, std, count : ndarray, shape (n,)
-        NaN mean and std (count 0) for rows without a valid value.
+    mean, std, kept : ndarray, shape (n,)
+        NaN mean and std (kept 0) for rows without a valid value.
     """
-    n = values.shape[0]
-    key = np.where(valid, values, np.inf)
+    n, m = key.shape
     key.sort(axis=1)
-    count = np.count_nonzero(valid, axis=1)
     rows = np.arange(n)
     mid = np.maximum(count - 1, 0) // 2
     shift = key[rows, mid].astype(np.float64)
     shift[count == 0] = 0.0
-    shifted = key.astype(np.float64)
-    shifted -= shift[:, None]
-    pos = np.arange(key.shape[1])
-    shifted[pos[None, :] >= count[:, None]] = 0.0
-    s1 = np.zeros((n, key.shape[1] + 1))
-    s2 = np.zeros((n, key.shape[1] + 1))
-    np.cumsum(shifted, axis=1, out=s1[:, 1:])
-    np.cumsum(shifted * shifted, axis=1, out=s2[:, 1:])
+    # invalid values (+inf) sort last: prefix sums are only read up to *count*
+    t = key.astype(np.float64)
+    t -= shift[:, None]
+    s1 = np.empty((n, m + 1))
+    s2 = np.empty((n, m + 1))
+    s1[:, 0] = 0
+    s2[:, 0] = 0
+    np.cumsum(t, axis=1, out=s1[:, 1:])
+    np.multiply(t, t, out=t)
+    np.cumsum(t, axis=1, out=s2[:, 1:])
+    del t
+    last = m - 1
 
     def stats(lo, hi):
         k = hi - lo
@@ -135,26 +140,26 @@ def clipped_stats(values, valid, sigma=3.0, maxiters=5):
         return mean, np.sqrt(np.maximum(var, 0.0)), k
 
     lo = np.zeros(n, dtype=np.intp)
-    hi = count.astype(np.intp)
+    hi = np.asarray(count, dtype=np.intp)
     low_b = high_b = None
-    for _ in range(maxiters):
-        _, std, k = stats(lo, hi)
-        kk = np.maximum(k, 1)
-        med = 0.5 * (key[rows, np.minimum(lo + (kk - 1) // 2, key.shape[1] - 1)]
-                     + key[rows, np.minimum(lo + kk // 2, key.shape[1] - 1)]).astype(np.float64)
-        low_b = med - sigma * std
-        high_b = med + sigma * std
-        new_lo = np.maximum(lo, np.count_nonzero(key < low_b[:, None], axis=1))
-        new_hi = np.minimum(hi, np.count_nonzero(key <= high_b[:, None], axis=1))
-        changed = (new_lo != lo) | (new_hi != hi)
-        lo, hi = new_lo, new_hi
-        if not changed.any():
-            break
-    if low_b is not None:
-        # the final set: every valid value within the last bounds
-        lo = np.count_nonzero(key < low_b[:, None], axis=1)
-        hi = np.minimum(np.count_nonzero(key <= high_b[:, None], axis=1), count)
-        hi = np.maximum(hi, lo)
+    with np.errstate(invalid="ignore"):
+        for _ in range(maxiters):
+            _, std, k = stats(lo, hi)
+            kk = np.maximum(k, 1)
+            med = 0.5 * (key[rows, np.minimum(lo + (kk - 1) // 2, last)].astype(np.float64)
+                         + key[rows, np.minimum(lo + kk // 2, last)])
+            low_b = _ceil_to(med - sigma * std, key.dtype)
+            high_b = _floor_to(med + sigma * std, key.dtype)
+            new_lo = np.maximum(lo, _search_rows(key, low_b, count, strict=True))
+            new_hi = np.minimum(hi, _search_rows(key, high_b, count, strict=False))
+            changed = (new_lo != lo) | (new_hi != hi)
+            lo, hi = new_lo, new_hi
+            if not changed.any():
+                break
+        if low_b is not None:
+            # the final set: every valid value within the last bounds
+            lo = _search_rows(key, low_b, count, strict=True)
+            hi = np.maximum(_search_rows(key, high_b, count, strict=False), lo)
     mean, std, k = stats(lo, hi)
     mean = mean + shift
     empty = k == 0
@@ -163,45 +168,118 @@ def clipped_stats(values, valid, sigma=3.0, maxiters=5):
     return mean, std, k
 
 
-def _offsets(half, r_min=None, r_max=None):
-    """Integer (dy, dx) offsets of a box, optionally only those near an annulus."""
+def _search_rows(key, bound, count, strict):
+    """
+    Per row of the row-sorted *key*, how many of its first *count* values are
+    ``< bound`` (*strict*) or ``<= bound``: a binary search on all rows at
+    once (log2(m) steps on n elements instead of a pass over n x m).
+    """
+    n, m = key.shape
+    rows = np.arange(n)
+    lo = np.zeros(n, dtype=np.intp)
+    hi = np.asarray(count, dtype=np.intp).copy()
+    for _ in range(int(hi.max(initial=0)).bit_length()):
+        mid = (lo + hi) // 2
+        v = key[rows, np.minimum(mid, m - 1)]
+        right = (v < bound) if strict else (v <= bound)
+        right &= lo < hi
+        lo = np.where(right, mid + 1, lo)
+        hi = np.where(right, hi, np.maximum(mid, lo))
+    return lo
+
+
+def _ceil_to(v, dtype):
+    """Smallest value of *dtype* >= v: ``key < v`` is ``key < _ceil_to(v)`` exactly."""
+    c = v.astype(dtype)
+    low = c < v
+    c[low] = np.nextafter(c[low], dtype.type(np.inf))
+    return c
+
+
+def _floor_to(v, dtype):
+    """Largest value of *dtype* <= v: ``key <= v`` is ``key <= _floor_to(v)`` exactly."""
+    f = v.astype(dtype)
+    high = f > v
+    f[high] = np.nextafter(f[high], dtype.type(-np.inf))
+    return f
+
+
+class _Ring:
+    """
+    Pixel offsets near an annulus, split into those whose centre is inside
+    it wherever the position lies within its nearest pixel ("sure") and those
+    that must be tested ("edge"), sure ones first.
+    """
+
+    def __init__(self, r_in, r_out):
+        half = int(np.ceil(r_out)) + 1
+        dy, dx = _offsets(half)
+        rr = np.hypot(dy, dx)
+        near = (rr >= max(r_in - _MARGIN, 0.0)) & (rr < r_out + _MARGIN)
+        sure = (rr >= r_in + _MARGIN) & (rr < r_out - _MARGIN)
+        edge = near & ~sure
+        self.dy = np.concatenate([dy[sure], dy[edge]])
+        self.dx = np.concatenate([dx[sure], dx[edge]])
+        self.n_sure = int(np.count_nonzero(sure))
+        self.half = half
+        self.r_in, self.r_out = r_in, r_out
+
+    def member(self, bad, fx, fy):
+        """Valid pixels whose centre is at r_in <= d < r_out (photutils' centre method)."""
+        ok = ~bad
+        ns = self.n_sure
+        ex = self.dx[None, ns:] - fx[:, None]
+        ey = self.dy[None, ns:] - fy[:, None]
+        d2 = ex * ex
+        d2 += ey * ey
+        ok[:, ns:] &= (d2 >= self.r_in**2) & (d2 < self.r_out**2)
+        return ok
+
+
+def _offsets(half):
+    """Integer (dy, dx) offsets of a (2 * half + 1)**2 box, row-major."""
     d = np.arange(-half, half + 1)
     dy, dx = (a.ravel() for a in np.meshgrid(d, d, indexing="ij"))
-    if r_min is not None:
-        rr = np.hypot(dy, dx)
-        keep = (rr >= max(r_min - _MARGIN, 0.0)) & (rr < r_max + _MARGIN)
-        dy, dx = dy[keep], dx[keep]
     return dy, dx
 
 
-def _gather(data, mask, iy, ix, dy, dx):
+def _gather(data, mask, iy, ix, dy, dx, half):
     """
-    Pixels at (iy + dy, ix + dx) for every position: values (n, m) and bad (n, m).
+    Pixels at (iy + dy, ix + dx) for every position: values (n, m), in the
+    native byte order, and bad (n, m).
 
     Bad pixels are non-finite ones, masked ones and those off the image
-    (their value is that of the nearest edge pixel, and must not be used).
+    (their value is that of the nearest edge pixel, and must not be used);
+    *half* bounds |dy| and |dx|, so blocks far from the edges skip the test.
     """
     ny, nx = data.shape
-    yy = iy[:, None] + dy[None, :]
-    xx = ix[:, None] + dx[None, :]
-    off = (yy < 0) | (yy >= ny) | (xx < 0) | (xx >= nx)
-    any_off = off.any()
-    if any_off:
-        np.clip(yy, 0, ny - 1, out=yy)
-        np.clip(xx, 0, nx - 1, out=xx)
-    if data.flags.c_contiguous:
-        flat = yy * nx
-        flat += xx
+    interior = (iy.min() >= half and iy.max() < ny - half
+                and ix.min() >= half and ix.max() < nx - half)
+    if interior and data.flags.c_contiguous:
+        flat = (iy * nx + ix)[:, None] + (dy * nx + dx)[None, :]
         values = np.take(data.reshape(-1), flat)
         bad = np.take(mask.reshape(-1), flat) if mask is not None else None
+        off = None
     else:
+        yy = iy[:, None] + dy[None, :]
+        xx = ix[:, None] + dx[None, :]
+        off = (yy < 0) | (yy >= ny) | (xx < 0) | (xx >= nx)
+        np.clip(yy, 0, ny - 1, out=yy)
+        np.clip(xx, 0, nx - 1, out=xx)
         values = data[yy, xx]
         bad = mask[yy, xx] if mask is not None else None
+    if not values.dtype.isnative:
+        values = values.astype(values.dtype.newbyteorder("="))
     finite = np.isfinite(values)
     bad = ~finite if bad is None else (bad | ~finite)
-    if any_off:
+    if off is not None:
         bad |= off
     return values, bad
+
+
+def _sub_box(a, half, h):
+    """The central (2h+1) x (2h+1) part of (n, 2*half+1, 2*half+1) blocks."""
+    return a[:, half - h:half + h + 1, half - h:half + h + 1]
 
 
 def aperture_photometry(data, mask, x, y, *, r_ap, r_in, r_out, radii=(), fwhm_radius=None,
@@ -212,7 +290,7 @@ def aperture_photometry(data, mask, x, y, *, r_ap, r_in, r_out, radii=(), fwhm_r
     Parameters
     ----------
     data : ndarray, shape (ny, nx)
-        The image (any float dtype; read, never copied).
+        The image (float32 or float64, any byte order; read, never copied).
     mask : ndarray of bool or None
         Extra bad pixels (True), on top of non-finite ones.
     x, y : ndarray, shape (n,)
@@ -223,7 +301,7 @@ def aperture_photometry(data, mask, x, y, *, r_ap, r_in, r_out, radii=(), fwhm_r
         Radii of the sky annulus: pixels whose centre is at ``r_in <= d <
         r_out`` (photutils' ``method="center"``), sigma-clipped.
     radii : sequence of float
-        More aperture radii (at most *r_ap* + 1... any size) to sum.
+        More aperture radii to sum.
     fwhm_radius : float, optional
         Radius of the circle (centre method) for the second-moment FWHM of
         the sky-subtracted pixels (photutils `ApertureStats.fwhm`).
@@ -232,6 +310,10 @@ def aperture_photometry(data, mask, x, y, *, r_ap, r_in, r_out, radii=(), fwhm_r
     peaks : bool
         Also return the maximum valid pixel in the aperture and the annulus
         (centre method).
+    sigma, maxiters : float, int
+        Sigma clipping of the annulus.
+    block : int
+        Positions per block.
 
     Returns
     -------
@@ -252,9 +334,9 @@ def aperture_photometry(data, mask, x, y, *, r_ap, r_in, r_out, radii=(), fwhm_r
     half = int(np.ceil(r_box)) + 1
     bdy, bdx = _offsets(half)
     side = 2 * half + 1
-    half_ann = int(np.ceil(r_out)) + 1
-    ady, adx = _offsets(half_ann, r_in, r_out)
-    sort_dtype = np.float32 if data.dtype == np.float32 else np.float64
+    grid = np.arange(-half, half + 1, dtype=float)
+    ring = _Ring(r_in, r_out)
+    sort_dtype = np.float32 if data.dtype.itemsize <= 4 else np.float64
 
     out = {k: np.full(n, np.nan) for k in ("sum", "area", "sky", "sky_std", "fwhm",
                                           "peak_ap", "peak_ann")}
@@ -264,52 +346,67 @@ def aperture_photometry(data, mask, x, y, *, r_ap, r_in, r_out, radii=(), fwhm_r
         out[f"sum_{i}"] = np.full(n, np.nan)
         out[f"area_{i}"] = np.full(n, np.nan)
 
+    # positions whose boxes stay on the image first: their blocks skip the edge tests
+    ny, nx = data.shape
+    h_max = max(half, ring.half)
+    edge = (iy < h_max) | (iy >= ny - h_max) | (ix < h_max) | (ix >= nx - h_max)
+    order = np.argsort(edge, kind="stable")
     for start in range(0, n, block):
-        sl = slice(start, min(start + block, n))
+        sl = order[start:start + block]
         bfx, bfy = fx[sl], fy[sl]
         # --- sky annulus (centre method), sigma-clipped
-        vals, bad = _gather(data, mask, iy[sl], ix[sl], ady, adx)
-        d2 = (adx[None, :] - bfx[:, None]) ** 2
-        d2 += (ady[None, :] - bfy[:, None]) ** 2
-        member = (d2 >= r_in * r_in) & (d2 < r_out * r_out) & ~bad
-        del d2
-        sky, sky_std, sky_n = clipped_stats(vals.astype(sort_dtype, copy=False), member,
-                                            sigma=sigma, maxiters=maxiters)
-        out["sky"][sl], out["sky_std"][sl], out["sky_n"][sl] = sky, sky_std, sky_n
+        vals, bad = _gather(data, mask, iy[sl], ix[sl], ring.dy, ring.dx, ring.half)
+        member = ring.member(bad, bfx, bfy)
+        del bad
+        key = vals.astype(sort_dtype, copy=False)
+        np.copyto(key, np.inf, where=~member)
         if peaks:
-            pk = np.where(member, vals, -np.inf).max(axis=1).astype(float)
+            pk = np.where(member, key, -np.inf).max(axis=1).astype(float)
             pk[~member.any(axis=1)] = np.nan
             out["peak_ann"][sl] = pk
-        del vals, bad, member
-        # --- apertures (exact overlap)
-        vals, bad = _gather(data, mask, iy[sl], ix[sl], bdy, bdx)
+        sky, sky_std, sky_n = clipped_stats(key, np.count_nonzero(member, axis=1),
+                                            sigma=sigma, maxiters=maxiters)
+        out["sky"][sl], out["sky_std"][sl], out["sky_n"][sl] = sky, sky_std, sky_n
+        del vals, key, member
+        # --- apertures (exact overlap), each on the smallest box that holds it
+        vals, bad = _gather(data, mask, iy[sl], ix[sl], bdy, bdx, half)
         k = vals.shape[0]
-        vals = vals.reshape(k, side, side).astype(np.float64)
         good = ~bad.reshape(k, side, side)
-        filled = np.where(good, vals, 0.0)
-        w = exact_weights(bfx, bfy, half, r_ap)
-        out["sum"][sl] = np.einsum("nij,nij->n", w, filled)
-        out["area"][sl] = np.einsum("nij,nij->n", w, good)
+        filled = np.where(good, vals.reshape(k, side, side), 0.0)
+        del vals, bad
+
+        def weighted(r):
+            h = int(np.ceil(r)) + 1
+            w = exact_weights(bfx, bfy, h, r)
+            f, g = _sub_box(filled, half, h), _sub_box(good, half, h)
+            return w, np.einsum("nij,nij->n", w, f), np.einsum("nij,nij->n", w, g)
+
+        w, out["sum"][sl], out["area"][sl] = weighted(r_ap)
         if saturation is not None:
-            hot = good & (vals >= saturation * (1 - 1e-6))
-            out["saturated"][sl] = np.any(hot & (w > 0), axis=(1, 2))
+            h = (w.shape[1] - 1) // 2
+            hot = _sub_box(filled, half, h) >= np.float64(saturation * (1 - 1e-6))
+            hot &= _sub_box(good, half, h)
+            hot &= w > 1e-12
+            out["saturated"][sl] = hot.any(axis=(1, 2))
         for i, r in enumerate(radii):
-            wr = exact_weights(bfx, bfy, half, r)
-            out[f"sum_{i}"][sl] = np.einsum("nij,nij->n", wr, filled)
-            out[f"area_{i}"][sl] = np.einsum("nij,nij->n", wr, good)
-        if fwhm_radius is not None or peaks:
-            ox = (bdx.reshape(side, side)[None] - bfx[:, None, None])
-            oy = (bdy.reshape(side, side)[None] - bfy[:, None, None])
-            rr2 = ox * ox + oy * oy
+            _, out[f"sum_{i}"][sl], out[f"area_{i}"][sl] = weighted(r)
         if peaks:
-            inside = good & (rr2 < r_ap * r_ap)
-            pk = np.where(inside, vals, -np.inf).max(axis=(1, 2))
+            h = int(np.ceil(r_ap)) + 1
+            ox = grid[None, None, half - h:half + h + 1] - bfx[:, None, None]
+            oy = grid[None, half - h:half + h + 1, None] - bfy[:, None, None]
+            inside = _sub_box(good, half, h) & (ox * ox + oy * oy < r_ap * r_ap)
+            pk = np.where(inside, _sub_box(filled, half, h), -np.inf).max(axis=(1, 2))
             pk[~inside.any(axis=(1, 2))] = np.nan
             out["peak_ap"][sl] = pk
         if fwhm_radius is not None:
-            inside = good & (rr2 < fwhm_radius * fwhm_radius)
-            v = np.where(inside, filled - np.nan_to_num(sky)[:, None, None], 0.0)
-            out["fwhm"][sl] = _moment_fwhm(v, ox, oy)
+            h = int(np.ceil(fwhm_radius)) + 1
+            ox = grid[None, None, half - h:half + h + 1] - bfx[:, None, None]
+            oy = grid[None, half - h:half + h + 1, None] - bfy[:, None, None]
+            inside = _sub_box(good, half, h) & (ox * ox + oy * oy < fwhm_radius**2)
+            v = np.where(inside, _sub_box(filled, half, h)
+                         - np.nan_to_num(sky)[:, None, None], 0.0)
+            out["fwhm"][sl] = _moment_fwhm(v, np.broadcast_to(ox, v.shape),
+                                           np.broadcast_to(oy, v.shape))
     return out
 
 
