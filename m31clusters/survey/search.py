@@ -333,10 +333,6 @@ def search_field(images, catalog=None, *, model=None, threshold=None, mag_limit=
         if not searched:
             sources = sources[:0]
     timings["read"] += time.perf_counter() - t
-    t = time.perf_counter()
-    clf = _load_model(model)  # once per process: counted with the classification
-    thr = clf.threshold if threshold is None else float(threshold)
-    timings["classify"] += time.perf_counter() - t
 
     if catalog is None:
         sources = _detect(images, searched, max_radius, nsigma, aperture, timings, progress)
@@ -363,6 +359,9 @@ def search_field(images, catalog=None, *, model=None, threshold=None, mag_limit=
 
     t = time.perf_counter()
     idx = np.flatnonzero(passed)
+    # the classifier is loaded (once per process) only when something passed the cuts
+    clf = _load_model(model) if idx.size or keep_sources else None
+    thr = None if clf is None else clf.threshold if threshold is None else float(threshold)
     conf = np.full(len(sources), np.nan)
     valid = np.zeros(len(sources), dtype=bool)
     kept_stamps = []
@@ -382,13 +381,13 @@ def search_field(images, catalog=None, *, model=None, threshold=None, mag_limit=
     timings["classify"] += time.perf_counter() - t
 
     with np.errstate(invalid="ignore"):
-        is_cand = passed & valid & (conf >= thr)
+        is_cand = passed & valid & (conf >= (np.inf if thr is None else thr))
     cands = Catalog(sources[is_cand])
     cands["Conf"] = conf[is_cand]
     cols = ["coord", "gmag", "e_gmag", "imag", "e_imag", "PAndAS", "Rproj", "Conf", "ccd"]
     cands = cands[cols]
-    cands.meta["stamp_size"] = [int(n) for n in clf.input_shape[:2]]
-    cands.meta["bands"] = list(clf.bands)
+    cands.meta["stamp_size"] = None if clf is None else [int(n) for n in clf.input_shape[:2]]
+    cands.meta["bands"] = None if clf is None else list(clf.bands)
     result = FieldSearch(
         candidates=cands,
         footprints=[p.footprint for p in searched],
@@ -643,7 +642,8 @@ def search_fields(fields, out_dir, *, model=None, threshold=None, mag_limit=21.0
     footprints, stamp = [], None
     for key in run.done:
         meta = run.read_field(key).meta
-        stamp = stamp or (meta.get("stamp_size"), meta.get("bands"))
+        if meta.get("stamp_size") is not None:
+            stamp = (meta["stamp_size"], meta["bands"])
         footprints.extend(np.asarray(fp) for fp in meta.get("footprints", []))
         if key in run.computed:
             for k, v in meta.get("timings", {}).items():
@@ -672,15 +672,14 @@ def search_fields(fields, out_dir, *, model=None, threshold=None, mag_limit=21.0
 
 
 def _publishable(merged, match_radius):
-    """The table-7 catalogue of the merged candidates, with literature names."""
+    """The table-7 catalogue of the merged candidates (most confident first), with names."""
     from ..catalog import Catalog
 
     if len(merged) == 0 or "coord" not in merged.colnames:
-        empty = np.zeros(0)
-        cands = Catalog.from_candidates(SkyCoord(empty, empty, unit="deg"), gmag=empty,
-                                        e_gmag=empty, imag=empty, e_imag=empty, conf=empty,
-                                        pandas=np.zeros(0, dtype=int), rproj=empty * u.kpc)
-        return cands
+        return Catalog.from_candidates(
+            SkyCoord(np.zeros(0), np.zeros(0), unit="deg"), gmag=np.zeros(0),
+            e_gmag=np.zeros(0), imag=np.zeros(0), e_imag=np.zeros(0), conf=np.zeros(0),
+            pandas=np.zeros(0, dtype=int), rproj=np.zeros(0) * u.kpc)
     order = np.lexsort((merged["coord"].ra.deg, -np.asarray(merged["Conf"], float)))
     merged = merged[order]
     cands = Catalog.from_candidates(
