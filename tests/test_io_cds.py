@@ -451,6 +451,13 @@ def test_read_refuses_empty_or_non_cds_readme(tmp_path):
     (tmp_path / "table1.dat").write_text(" 1\n")
     with pytest.raises(CorruptFileError, match=r"is not a CDS ReadMe.*\(the file is empty\)"):
         read_cds(readme)
+    # Only a byte-by-byte description, no File Summary: say so, not "([])".
+    (tmp_path / "w").mkdir()
+    text = _written(tmp_path / "w")[0].read_text()
+    readme.write_text(text[text.index("Byte-by-byte"):])
+    with pytest.raises(CDSFormatError, match=r"File Summary of .* lists no data file; pass "
+                                             "data_path"):
+        read_cds(readme)
     readme.write_text("Just some notes about my data.\nNothing else.\n")
     with pytest.raises(CorruptFileError, match=r"is not a CDS ReadMe: it has no File Summary"):
         read_cds(readme, "table1.dat")

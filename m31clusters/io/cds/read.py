@@ -325,6 +325,10 @@ def _resolve_data_path(readme_path, data_path, info):
                 return candidate
         return data_path
     names = [name for name, _, _ in info["files"] if name.lower() != "readme"]
+    if not names:
+        raise CDSFormatError(
+            f"the File Summary of {str(readme_path)!r} lists no data file; pass data_path"
+        )
     existing = [readme_path.parent / nm for nm in names if (readme_path.parent / nm).exists()]
     if len(existing) == 1:
         return existing[0]
