@@ -20,7 +20,17 @@ def _scored(self, cutouts, labels, batch_size):
     cutouts, y = self._prepare_labelled(cutouts, labels)
     return y, self.predict_proba(cutouts, batch_size=batch_size)
 
-def select_threshold(self, cutouts, labels, *, metric="f1", target_purity=None, batch_size=128):
+
+def _base_rate(base_rate):
+    if base_rate is None:
+        return None
+    from .calibration import _check_rate
+
+    return _check_rate(base_rate, "base_rate")
+
+
+def select_threshold(self, cutouts, labels, *, metric="f1", target_purity=None, base_rate=None,
+                     batch_size=128):
     """
     Choose and store the probability threshold from labelled stamps.
 
@@ -37,6 +47,13 @@ def select_threshold(self, cutouts, labels, *, metric="f1", target_purity=None, 
         Instead of *metric*: the lowest threshold whose purity
         (precision) reaches this value, i.e. the highest recall at that
         purity.
+    base_rate : float, optional
+        The survey's class ratio: the fraction of clusters among the sources
+        it classifies, in (0, 1).  The validation non-clusters are then
+        reweighted (each counts ``(1 - base_rate) / base_rate * n_clusters
+        / n_non_clusters``) so that purity, F1 and accuracy, hence the
+        chosen threshold, are those of a sample with this ratio (recall does
+        not depend on it).  Default: the validation stamps' own ratio.
     batch_size : int, optional
         Stamps per forward pass.
 
@@ -44,7 +61,7 @@ def select_threshold(self, cutouts, labels, *, metric="f1", target_purity=None, 
     -------
     threshold : float
         The threshold, also stored in ``self.threshold``; the metrics at
-        that threshold are stored in ``self.metrics``.
+        that threshold are stored in ``self.metrics`` (with ``base_rate``).
 
     Raises
     ------
@@ -67,16 +84,18 @@ def select_threshold(self, cutouts, labels, *, metric="f1", target_purity=None, 
     """
     if target_purity is not None:
         target_purity = _as_float(target_purity, "target_purity", 0.0, 1.0, low_open=True)
+    base_rate = _base_rate(base_rate)
     y, p = self._scored(cutouts, labels, batch_size)
-    threshold, _ = best_threshold(y, p, metric=metric, target_purity=target_purity)
+    threshold, _ = best_threshold(y, p, metric=metric, target_purity=target_purity,
+                                  base_rate=base_rate)
     self.threshold = threshold
     self.threshold_metric = (
         f"purity>={float(target_purity):g}" if target_purity is not None else str(metric)
     )
-    self.metrics = binary_metrics(y, p, threshold)
+    self.metrics = binary_metrics(y, p, threshold, base_rate=base_rate)
     return threshold
 
-def evaluate(self, cutouts, labels, *, threshold=None, batch_size=128):
+def evaluate(self, cutouts, labels, *, threshold=None, base_rate=None, batch_size=128):
     """
     Classification metrics on labelled stamps.
 
@@ -88,6 +107,9 @@ def evaluate(self, cutouts, labels, *, threshold=None, batch_size=128):
         1 for a cluster, 0 otherwise.
     threshold : float, optional
         Probability threshold (default: the stored one).
+    base_rate : float, optional
+        Report purity, F1 and accuracy at this class ratio (fraction of
+        clusters), reweighting the non-clusters as `select_threshold` does.
     batch_size : int, optional
         Stamps per forward pass.
 
@@ -96,8 +118,10 @@ def evaluate(self, cutouts, labels, *, threshold=None, batch_size=128):
     metrics : dict
         ``purity`` (precision, TP / (TP + FP)), ``recall``, ``f1``,
         ``accuracy``, ``roc_auc``, the confusion counts ``tp``, ``fp``,
-        ``tn``, ``fn``, ``n`` and the ``threshold`` used.  Ratios with a
-        zero denominator (and the AUC of a single class) are NaN.
+        ``tn``, ``fn``, ``n``, ``n_unscored`` (stamps with a NaN
+        probability, counted as predicted non-clusters), the ``threshold``
+        and the ``base_rate`` used (None: the stamps' own ratio).  Ratios
+        with a zero denominator (and the AUC of a single class) are NaN.
 
     Examples
     --------
@@ -113,8 +137,9 @@ def evaluate(self, cutouts, labels, *, threshold=None, batch_size=128):
     (0.5, 1.0, 32, 32)
     """
     threshold = self.threshold if threshold is None else _check_threshold(threshold)
+    base_rate = _base_rate(base_rate)
     y, p = self._scored(cutouts, labels, batch_size)
-    self.metrics = binary_metrics(y, p, threshold)
+    self.metrics = binary_metrics(y, p, threshold, base_rate=base_rate)
     return dict(self.metrics)
 
 def evaluate_by_magnitude(

@@ -24,13 +24,15 @@ from ..exceptions import CorruptFileError
 from ..models import ARCHITECTURES, small_input_conv2d
 from ..utils._io import atomic_path
 from ._common import _default_distribution, _keras, _normalization_kwargs, _to_builtin
+from .calibration import _check_calibration_dict
 
 __all__ = []
 
 _FORMAT = "m31clusters.ClusterClassifier"
-_FORMAT_VERSION = 1
+#: 1: the first format; 2: adds ``calibration`` and ``training_prior``.
+_FORMAT_VERSION = 2
 #: ``format_version`` values `ClusterClassifier.load` reads.
-_READABLE_FORMAT_VERSIONS = (1,)
+_READABLE_FORMAT_VERSIONS = (1, 2)
 _MODEL_MEMBER = "model.keras"
 _META_MEMBER = "metadata.json"
 
@@ -142,6 +144,22 @@ def _validate_metadata(meta, path):
     data_format = meta.get("data_format", "channels_last")
     if data_format not in ("channels_last", "channels_first"):
         raise bad("data_format", f"{data_format!r} is not 'channels_last' or 'channels_first'")
+    if version >= 2:
+        for field in ("calibration", "training_prior"):
+            if field not in meta:
+                raise bad(field, "missing")
+    calibration = meta.get("calibration")
+    if calibration is not None:
+        try:
+            calibration = _check_calibration_dict(calibration)
+        except ValueError as exc:
+            raise bad("calibration", exc) from None
+    training_prior = meta.get("training_prior")
+    if training_prior is not None and (
+        isinstance(training_prior, bool) or not isinstance(training_prior, int | float)
+        or not 0 <= training_prior <= 1
+    ):
+        raise bad("training_prior", f"{training_prior!r} is not a fraction in [0, 1]")
     versions = meta.get("versions", {})
     if not isinstance(versions, dict) or not all(isinstance(v, str) for v in versions.values()):
         raise bad("versions", "not a dict of version strings")
@@ -161,6 +179,8 @@ def _validate_metadata(meta, path):
         "metrics": dict(metrics),
         "history": dict(history),
         "versions": dict(versions),
+        "calibration": calibration,
+        "training_prior": None if training_prior is None else float(training_prior),
     }
     return config, state
 
@@ -198,6 +218,8 @@ def _metadata(self):
             "seed": self.seed,
             "learning_rate": self.learning_rate,
             "data_format": self.data_format,
+            "calibration": self.calibration,
+            "training_prior": self.training_prior,
             "versions": {
                 "m31clusters": __version__,
                 "keras": keras.__version__,
@@ -214,8 +236,10 @@ def save(self, path, overwrite=False):
 
     The file is a zip archive holding ``model.keras`` (the Keras model)
     and ``metadata.json`` (architecture, input shape, bands,
-    normalisation, threshold, metrics, history, seed and the library,
-    Keras and JAX versions).
+    normalisation, threshold, metrics, history, seed, the training class
+    ratio, the calibration and the library, Keras and JAX versions;
+    ``format_version`` 2).  Files of format 1 (before calibration) still
+    load, with no calibration.
 
     Parameters
     ----------

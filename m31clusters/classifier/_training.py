@@ -137,7 +137,9 @@ def fit(
     Returns
     -------
     history : dict
-        ``self.history``: per-epoch metrics over all `fit` calls.
+        ``self.history``: per-epoch metrics over all `fit` calls.  Training
+        also records ``self.training_prior`` and drops a calibration made
+        for the previous weights (see `calibrate`).
 
     Raises
     ------
@@ -244,6 +246,9 @@ def fit(
         xval = None
     weights = _class_weights(y, class_weight)
     w_all = np.where(y == 1, weights[1], weights[0]).astype(np.float32)
+    # the class ratio the loss sees: what calibrate() shifts the prior from
+    n_pos = int(y.sum())
+    training_prior = weights[1] * n_pos / (weights[1] * n_pos + weights[0] * (y.size - n_pos))
 
     n = len(y)
     steps = math.ceil(n / batch_size)
@@ -298,6 +303,12 @@ def fit(
     if tracker.best_epoch is not None:
         self.history["best_epoch"] = tracker.best_epoch
     self.history["monitor"] = monitor
+    self.training_prior = float(training_prior)
+    if self.calibration is not None:  # fitted to the old weights: dropped
+        from .calibration import _map_threshold
+
+        self.threshold = _map_threshold(self.threshold, self.calibration, None)
+        self.calibration = None
     return self.history
 
 # ------------------------------------------------------------ inference

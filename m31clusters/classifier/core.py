@@ -16,6 +16,7 @@ from ..models import ARCHITECTURES, build_model
 from ..utils._metrics import check_labels
 from ..utils._progress import PROGRESS_DEFAULT, progress_bar
 from . import _evaluation, _persistence, _training
+from . import calibration as _calibration
 from ._common import (
     _as_float,
     _as_int,
@@ -82,6 +83,13 @@ class ClusterClassifier:
         `fit` calls, plus ``best_epoch`` after the last one.
     metrics : dict
         The last metrics computed by `evaluate` or `select_threshold`.
+    calibration : dict or None
+        The calibration fitted by `calibrate` (temperature, priors), applied
+        by `predict_proba`; None until then.
+    training_prior : float or None
+        The fraction of clusters in the training loss of the last `fit`
+        (0.5 with ``class_weight="balanced"``), the prior `calibrate` shifts
+        from; None before training.
     normalization : dict
         The normalisation recorded from the stamps seen by the network.
 
@@ -112,6 +120,7 @@ class ClusterClassifier:
     plot_roc = _evaluation.plot_roc
     plot_pr = _evaluation.plot_pr
     _scored = _evaluation._scored
+    calibrate = _calibration.calibrate
     save = _persistence.save
     load = classmethod(_persistence.load)
     _metadata = _persistence._metadata
@@ -149,6 +158,8 @@ class ClusterClassifier:
         self.metrics = {}
         self.history = {}
         self.versions = {}
+        self.calibration = None
+        self.training_prior = None
         self._source = None
 
         if isinstance(architecture, keras.Model):
@@ -258,6 +269,8 @@ class ClusterClassifier:
         self.metrics = dict(state["metrics"])
         self.history = dict(state["history"])
         self.versions = dict(state["versions"])
+        self.calibration = state["calibration"]
+        self.training_prior = state["training_prior"]
 
     # ------------------------------------------------------------------ utils
 
@@ -389,7 +402,8 @@ class ClusterClassifier:
         Returns
         -------
         proba : `~numpy.ndarray`
-            ``(N,)`` probabilities in [0, 1], and NaN for every stamp that
+            ``(N,)`` probabilities in [0, 1] (calibrated ones once `calibrate`
+            has been called, at its ``base_rate``), and NaN for every stamp that
             cannot be scored: one of its bands has no valid pixel (all
             masked or non-finite, e.g. off the image or in a chip gap), so
             that no confidence is ever published for an empty stamp.
@@ -420,6 +434,13 @@ class ClusterClassifier:
         >>> clf.predict_proba(empty)  # no valid pixel: no score
         array([nan])
         """
+        return _calibration._apply(
+            self._predict_raw(cutouts, batch_size=batch_size, progress=progress),
+            self.calibration,
+        )
+
+    def _predict_raw(self, cutouts, *, batch_size=128, progress=PROGRESS_DEFAULT):
+        """The network's own (uncalibrated) probabilities; NaN for unscorable stamps."""
         batch_size = self._check_batch_size(batch_size)
         from ..cutout import Cutout
 

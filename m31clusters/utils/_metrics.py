@@ -17,6 +17,7 @@ __all__ = [
     "roc_curve",
     "pr_curve",
     "best_threshold",
+    "negative_weight",
 ]
 
 
@@ -86,20 +87,39 @@ def roc_auc(labels, scores):
     return float(u / (n_pos * n_neg))
 
 
-def binary_metrics(labels, scores, threshold):
-    """Purity (precision), recall, F1, accuracy, ROC AUC and confusion counts."""
+def negative_weight(n_pos, n_neg, base_rate):
+    """
+    Weight of each negative so that the positives make a fraction *base_rate*
+    of the weighted sample: ``(1 - base_rate) / base_rate * n_pos / n_neg``
+    (1 when *base_rate* is None).
+    """
+    if base_rate is None or n_pos == 0 or n_neg == 0:
+        return 1.0
+    return (1.0 - base_rate) / base_rate * n_pos / n_neg
+
+
+def binary_metrics(labels, scores, threshold, base_rate=None):
+    """
+    Purity (precision), recall, F1, accuracy, ROC AUC and confusion counts.
+
+    With *base_rate*, purity, F1 and accuracy are those of a sample where the
+    positives are that fraction (negatives reweighted by `negative_weight`);
+    the counts stay the raw ones.
+    """
     tp, fp, tn, fn = confusion_counts(labels, scores, threshold)
-    purity = _ratio(tp, tp + fp)
+    w = negative_weight(tp + fn, fp + tn, base_rate)
+    purity = _ratio(tp, tp + w * fp)
     recall = _ratio(tp, tp + fn)
-    f1 = _ratio(2 * tp, 2 * tp + fp + fn)
+    f1 = _ratio(2 * tp, 2 * tp + w * fp + fn)
     return {
         "threshold": float(threshold),
+        "base_rate": None if base_rate is None else float(base_rate),
         "n": tp + fp + tn + fn,
         "n_unscored": int(np.count_nonzero(np.isnan(np.asarray(scores, dtype=float)))),
         "purity": purity,
         "recall": recall,
         "f1": f1,
-        "accuracy": _ratio(tp + tn, tp + fp + tn + fn),
+        "accuracy": _ratio(tp + w * tn, tp + fn + w * (fp + tn)),
         "roc_auc": roc_auc(labels, scores),
         "tp": tp,
         "fp": fp,
@@ -145,11 +165,13 @@ def pr_curve(labels, scores):
     return tp / n_pos, tp / (tp + fp), thr
 
 
-def best_threshold(labels, scores, metric="f1", target_purity=None):
+def best_threshold(labels, scores, metric="f1", target_purity=None, base_rate=None):
     """
     Choose the threshold that maximises *metric* (``"f1"``, ``"accuracy"``,
     ``"youden"``, ``"balanced_accuracy"``) or, with *target_purity*, the lowest
     threshold whose purity reaches the target (hence the highest recall).
+    With *base_rate*, purity, F1 and accuracy are computed with the negatives
+    reweighted to that class ratio (`negative_weight`).
 
     Returns ``(threshold, value)``: the chosen threshold (one of the scores,
     midway to the next lower distinct score so that small numerical changes do
@@ -161,8 +183,10 @@ def best_threshold(labels, scores, metric="f1", target_purity=None):
             "select_threshold needs both classes in labels; "
             f"got {n_pos} clusters and {n_neg} non-clusters"
         )
+    w = negative_weight(n_pos, n_neg, base_rate)
+    fp = w * fp
+    tn = w * n_neg - fp
     fn = n_pos - tp
-    tn = n_neg - fp
     if target_purity is not None:
         target = float(target_purity)
         if not 0 < target <= 1:
@@ -180,9 +204,9 @@ def best_threshold(labels, scores, metric="f1", target_purity=None):
         if metric == "f1":
             values = 2 * tp / (2 * tp + fp + fn)
         elif metric == "accuracy":
-            values = (tp + tn) / (n_pos + n_neg)
+            values = (tp + tn) / (n_pos + w * n_neg)
         elif metric in ("youden", "balanced_accuracy"):
-            values = tp / n_pos - fp / n_neg
+            values = tp / n_pos - fp / (w * n_neg)
             if metric == "balanced_accuracy":
                 values = (values + 1) / 2
         else:
