@@ -112,6 +112,13 @@ _TAMPERED = {
     "history": ("history.loss", _set("history", {"loss": ["x"]})),
     "versions": ("versions", _set("versions", [1])),
     "missing_field": ("seed", lambda m: m.pop("seed")),
+    "training_prior": ("training_prior", _set("training_prior", 1.5)),
+    "training_prior_missing": ("training_prior", lambda m: m.pop("training_prior")),
+    "calibration": ("calibration", _set("calibration", {"method": "temperature",
+                                                        "temperature": 0.0})),
+    "calibration_base_rate": ("calibration", _set("calibration", {
+        "method": "prior", "temperature": 1.0, "training_prior": 0.5, "base_rate": 1.0,
+        "validation_prior": 0.5})),
 }
 
 
