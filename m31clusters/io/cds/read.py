@@ -238,61 +238,87 @@ def _check_data(data_path, lines, tinfo, records, lrecl):
     record count that differs from the File Summary, a blank line, a line
     longer than ``Lrecl``, a numeric value cut by the end of a short line, a
     missing or blank value in a column that is not nullable (a blank line
-    where some column is not), and a value
-    that its format cannot hold (text in an ``I`` or ``F`` column, a decimal
-    point in an ``I`` column).  A character (``A``) column may be blank, or
-    cut by a line whose trailing blanks were removed.
+    where some column is not), and a value that its format cannot hold
+    (text in an ``I`` or ``F`` column, a decimal point in an ``I`` column).
+    A character (``A``) column may be blank, or cut by a line whose trailing
+    blanks were removed.  Each column is checked at once with numpy; the
+    record at fault is looked for only when a column fails.
     """
     name = str(data_path)
+    lengths = np.fromiter(map(len, lines), dtype=np.int64, count=len(lines))
     required = [c["label"] for c in tinfo["columns"]
                 if c["format"][0] != "A" and _nulls(c["explanation"]) is None]
-    for k, line in enumerate(lines, 1):
-        if required and not line.strip():
+    if required:
+        blank = next((k for k, line in enumerate(lines, 1) if not line.strip()), None)
+        if blank is not None:
             raise CorruptFileError(
-                f"{name!r}, line {k}: blank line (a CDS data file holds one record per line, "
-                f"and column {required[0]!r} is not nullable)"
+                f"{name!r}, line {blank}: blank line (a CDS data file holds one record per "
+                f"line, and column {required[0]!r} is not nullable)"
             )
-        if lrecl is not None and len(line) > lrecl:
+    if lrecl is not None and lines:
+        long = np.flatnonzero(lengths > lrecl)
+        if long.size:
+            k = long[0]
             raise CorruptFileError(
-                f"{name!r}, line {k}: {len(line)} characters, more than the record length "
-                f"(Lrecl) {lrecl} of the File Summary"
+                f"{name!r}, line {k + 1}: {lengths[k]} characters, more than the record "
+                f"length (Lrecl) {lrecl} of the File Summary"
             )
     for col in tinfo["columns"]:
-        kind = col["format"][0]
-        start, end, label = col["start"], col["end"], col["label"]
-        if kind == "A":
-            continue
-        nulls = _nulls(col["explanation"])
-        pattern = _INT_RE if kind == "I" else _FLOAT_RE
-        for k, line in enumerate(lines, 1):
-            text = line[start - 1:end]
-            where = (f"{name!r}, line {k}, column {label!r} (bytes {start}-{end}, "
-                     f"format {col['format']})")
-            if start <= len(line) < end:
-                raise CorruptFileError(
-                    f"{where}: the line ends at byte {len(line)}, inside the column, so "
-                    f"the value {text.strip()!r} is cut short"
-                )
-            value = text.strip()
-            if nulls is not None and value in nulls:
-                continue
-            if not value:
-                raise CorruptFileError(
-                    f"{where}: " + ("the line ends before the column" if len(line) < start
-                                    else "the value is blank")
-                    + ", and the column is not nullable (no '?' in its explanation)"
-                )
-            if not pattern.match(value):
-                raise CorruptFileError(
-                    f"{where}: {value!r} is not " + ("an integer" if kind == "I"
-                                                     else "a number")
-                )
+        if col["format"][0] != "A" and lines:
+            _check_numeric_column(name, lines, lengths, col)
     if records is not None and len(lines) != records:
         what = "is empty" if not lines else f"has {len(lines)} records"
         raise CorruptFileError(
             f"{name!r} {what}, but the File Summary of its ReadMe says {records} "
             "(truncated or extended file?)"
         )
+
+
+def _check_numeric_column(name, lines, lengths, col):
+    kind, start, end, label = col["format"][0], col["start"], col["end"], col["label"]
+
+    def where(k):
+        return (f"{name!r}, line {k + 1}, column {label!r} (bytes {start}-{end}, "
+                f"format {col['format']})")
+
+    cut = np.flatnonzero((lengths >= start) & (lengths < end))
+    if cut.size:
+        k = cut[0]
+        raise CorruptFileError(
+            f"{where(k)}: the line ends at byte {lengths[k]}, inside the column, so the "
+            f"value {lines[k][start - 1:end].strip()!r} is cut short"
+        )
+    values = np.array([line[start - 1:end].strip() for line in lines])
+    nulls = _nulls(col["explanation"])
+    null = np.isin(values, sorted(nulls)) if nulls is not None else np.zeros(len(values), bool)
+    if nulls is None:
+        empty = np.flatnonzero(values == "")
+        if empty.size:
+            k = empty[0]
+            raise CorruptFileError(
+                f"{where(k)}: " + ("the line ends before the column" if lengths[k] < start
+                                   else "the value is blank")
+                + ", and the column is not nullable (no '?' in its explanation)"
+            )
+    present = values[~null]
+    try:  # the fast path: numpy parses the whole column
+        if kind == "I":
+            ok = not np.any(np.char.find(present, ".") >= 0)
+            present.astype(np.int64)
+        else:
+            ok = True
+            present.astype(np.float64)
+    except (ValueError, OverflowError):
+        ok = False
+    if ok:
+        return
+    pattern = _INT_RE if kind == "I" else _FLOAT_RE
+    for k in np.flatnonzero(~null):
+        if not pattern.match(values[k]):
+            raise CorruptFileError(
+                f"{where(k)}: {str(values[k])!r} is not "
+                + ("an integer" if kind == "I" else "a number")
+            )
 
 
 def _summary_entry(info, data_name):
