@@ -265,7 +265,7 @@ def run_demo(out_dir, images=None, *, field=DEMO_FIELD, n_ccds=2, ccd_shape=(102
             "de-duplicated and cross-matched with the shipped literature lists."
         ),
     )
-    files.update(written)
+    files.update(zip(("readme", "data", "regions", "montage"), written, strict=True))
     timings["write"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
     _log(progress, f"wrote {', '.join(p.name for p in files.values())} to {out} "

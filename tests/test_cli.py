@@ -64,10 +64,15 @@ def test_console_script_entry_point():
 
 
 def test_parser_registers_run_for_each_subcommand():
+    import argparse
+
     parser = build_parser()
-    for name in SUBCOMMANDS:
-        args = parser.parse_args([name])
-        assert callable(args.run) and args.quiet is False and args.debug is False
+    (action,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    assert list(action.choices) == list(SUBCOMMANDS)
+    for name, sub in action.choices.items():
+        assert callable(sub.get_default("run")), name
+        options = {s for a in sub._actions for s in a.option_strings}
+        assert {"--debug", "--quiet"} <= options, name
 
 
 # --------------------------------------------------------------------------- search

@@ -37,7 +37,7 @@ def one_field(field):
         cat = measure({"g": hg[1], "i": hi[1]}, found["coord"])
     # a stand-in score (use ClusterClassifier.predict_proba on Cutouts in practice)
     cat["Conf"] = np.clip(np.nan_to_num(cat["CI"]) / 3, 0, 1)
-    cat["field"] = field
+    cat["PAndAS"] = field
     return cat
 
 
@@ -60,9 +60,25 @@ from m31clusters.geometry import tangent_plane_offsets  # noqa: E402
 
 xi, eta = tangent_plane_offsets(run.catalog.positions)
 fig, ax = plt.subplots(figsize=(5, 5))
-sc = ax.scatter(xi, eta, c=run.catalog["field"], s=2, cmap="tab10")
+sc = ax.scatter(xi, eta, c=run.catalog["PAndAS"], s=2, cmap="tab10")
 ax.invert_xaxis()
 ax.set_xlabel(r"$\xi$ (deg)")
 ax.set_ylabel(r"$\eta$ (deg)")
 ax.set_title("Merged survey catalogue")
 fig.colorbar(sc, ax=ax, label="PAndAS field")
+
+# %%
+# The cluster search itself is built on `run_survey`:
+# `m31clusters.survey.search_fields` (the ``m31clusters search`` command)
+# takes each field's stacks and, where present, its ``m###p.ascd``
+# catalogue (`find_fields` finds them by name), cuts by magnitude and radius
+# *before* cutting any stamp, classifies the rest, and publishes one
+# de-duplicated catalogue with literature names, DS9 regions, a montage and
+# a MOC of the area searched.
+from m31clusters.survey import find_fields, search_fields  # noqa: E402
+
+found = find_fields([work / "m248", work / "m249"])
+print({k: sorted(n for n, p in v.items() if p is not None) for k, v in found.items()})
+result = search_fields(found, work / "search", scheduler="synchronous")
+print(result.counts)
+print(len(result.catalog), "candidates;", sorted(p.name for p in result.files.values()))

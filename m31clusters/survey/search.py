@@ -658,7 +658,7 @@ def search_fields(fields, out_dir, *, model=None, threshold=None, mag_limit=21.0
     cands = _publishable(merged, match_radius)
     moc = _coverage_moc(footprints, max_radius, moc_depth, M31_CENTER)
     stamps = _candidate_stamps(cands, fields, stamp, montage_max)
-    result.files = write_products(
+    written = write_products(
         cands, out, stamps=stamps, moc=moc, overwrite=overwrite,
         title="Star cluster candidates in M31 from PAndAS images (m31clusters search)",
         abstract=(f"Candidate star clusters in {len(run.done)} PAndAS field(s), classified by "
@@ -666,6 +666,7 @@ def search_fields(fields, out_dir, *, model=None, threshold=None, mag_limit=21.0
                   f"< {u.Quantity(max_radius, u.kpc).value:g} kpc, de-duplicated across "
                   "overlapping fields and cross-matched with the shipped literature lists."),
     )
+    result.files = dict(zip(_product_paths(out), written, strict=True))
     result.timings["write"] = time.perf_counter() - t
     result.catalog, result.moc = cands, moc
     return result
@@ -765,8 +766,9 @@ def write_products(cands, out_dir, *, stamps=None, moc=None, title, abstract,
 
     Returns
     -------
-    dict
-        Name -> `~pathlib.Path` of each file written.
+    list of `~pathlib.Path`
+        The files written: ``ReadMe``, ``candidates.dat``, ``candidates.reg``,
+        ``candidates.png`` and (with *moc*) ``coverage.fits``.
     """
     import os
     import shutil
@@ -802,7 +804,7 @@ def write_products(cands, out_dir, *, stamps=None, moc=None, title, abstract,
                 os.replace(staged[key], tmp)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
-    return final
+    return list(final.values())
 
 
 def _montage(stamps, path):
