@@ -490,3 +490,65 @@ def test_out_dir_that_is_a_file(tmp_path):
     with pytest.raises(NotADirectoryError, match="results.fits.* is a file"):
         run_survey(_field_table, [1], path, scheduler="synchronous")
     assert path.read_text() == "x"
+
+
+# --------------------------------------------------------------------------- search
+
+
+def _tiny_field(directory, number, center, *, g=18.0, with_catalog=True):
+    """A 96x96-pixel g and i stack centred on *center* with one bright blob, and its ascd."""
+    from astropy.io import fits
+    from astropy.wcs import WCS
+
+    from m31clusters.io.pandas_ascd import write_pandas_ascd
+
+    n = 96
+    w = WCS(naxis=2)
+    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    w.wcs.crval = [center.ra.deg, center.dec.deg]
+    w.wcs.crpix = [(n + 1) / 2, (n + 1) / 2]
+    w.wcs.cdelt = [-0.187 / 3600, 0.187 / 3600]
+    yy, xx = np.mgrid[:n, :n]
+    blob = 2000.0 * np.exp(-((xx - (n - 1) / 2) ** 2 + (yy - (n - 1) / 2) ** 2) / (2 * 2.0**2))
+    rng = np.random.default_rng(number)
+    paths = {}
+    for band in ("g", "i"):
+        hdr = w.to_header()
+        hdr["MAGZPT"] = 30.0
+        hdr["CCDNUM"] = 0
+        data = (blob + rng.normal(0, 5, (n, n))).astype(np.float32)
+        paths[band] = directory / f"m{number:03d}_{band}.fit"
+        fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(data, hdr)]).writeto(paths[band])
+    if with_catalog:
+        paths["catalog"] = directory / f"m{number:03d}p.ascd"
+        t = Table({"RA": [center.ra.deg], "Dec": [center.dec.deg], "iccd": [0],
+                   "xg": [48.0], "yg": [48.0], "g": [g], "dg": [0.01], "ig": [1],
+                   "xi": [48.0], "yi": [48.0], "i": [g - 1], "di": [0.01], "ii": [1],
+                   "ia": [0.0], "field": [number]})
+        write_pandas_ascd(t, paths["catalog"])
+    return paths
+
+
+def test_search_fields_fills_the_literature_columns(tmp_path):
+    """One tiny field on an RBC, a Wang+2023 and a Huxor halo cluster: their names are filled."""
+    from m31clusters.catalog import Catalog
+    from m31clusters.datasets import load_hectospec2015, load_rbc_v5, load_wang2023
+    from m31clusters.survey import search_fields
+
+    targets = {1: ("RBC", load_rbc_v5()[0]), 2: ("W23", load_wang2023()[0]),
+               3: ("H14", load_hectospec2015(halo_only=True)[0])}
+    fields = {}
+    for number, (_, row) in targets.items():
+        paths = _tiny_field(tmp_path, number, row["coord"])
+        fields[number] = {"g": paths["g"], "i": paths["i"], "catalog": paths["catalog"]}
+    # threshold 0: every source passing the cuts is a candidate; halo clusters lie far out
+    res = search_fields(fields, tmp_path / "out", threshold=0.0, max_radius=300 * u.kpc,
+                        scheduler="synchronous")
+    assert res.run.complete and len(res.catalog) == 3
+    cat = Catalog.read_cds(res.files["readme"], res.files["data"])
+    for number, (column, row) in targets.items():
+        (k,) = np.flatnonzero(np.asarray(cat["PAndAS"]) == number)
+        assert cat[column][k] == row["name"], (column, cat[k])
+    assert np.all(np.ma.getmaskarray(cat["C09"])) and np.all(np.ma.getmaskarray(cat["W22"]))
+    assert res.counts["passed_cuts"] == 3 and res.counts["sources"] == 3
+    assert set(res.timings) == {"read", "detect", "measure", "cut", "classify", "write"}

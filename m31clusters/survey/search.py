@@ -691,19 +691,12 @@ def _publishable(merged, match_radius):
 
 
 def _literature(cands, radius):
-    """Fill the name columns from the shipped lists (RBC, C11, W23, H14 where shipped)."""
-    from .. import crossmatch
+    """Fill the name columns from the shipped lists (RBC, C11, W23, H14; C09, W22 stay empty)."""
+    from ..crossmatch import match_literature
 
     if len(cands) == 0:
         return cands
-    match_literature = getattr(crossmatch, "match_literature", None)
-    if match_literature is not None:
-        out = match_literature(cands, radius=radius)
-    else:  # pragma: no cover - older crossmatch without match_literature
-        from ..datasets import load_caldwell2011, load_rbc_v5
-
-        out = crossmatch.match(cands, load_rbc_v5(), radius=radius, into="RBC")
-        out = crossmatch.match(out, load_caldwell2011(), radius=radius, into="C11")
+    out = match_literature(cands, radius=radius)
     out.remove_columns([c for c in out.colnames if c.endswith("_sep")])
     return out
 
