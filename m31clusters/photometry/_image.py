@@ -22,6 +22,9 @@ from ..utils._wcs import celestial_wcs
 
 __all__ = []
 
+#: Header / meta keywords holding an AB zero point, in order of preference.
+_ZP_KEYS = ("ZP", "MAGZP", "PHOTZP", "MAGZPT", "ZEROPOINT")
+
 
 def _hdu_label(hdu, name):
     """*name*, plus the file and extension an HDU was read from, if any."""

@@ -22,11 +22,10 @@ from ..exceptions import BandError, OffImageWarning
 from ..utils._tables import table_skycoord
 from ..utils._validation import as_skycoord
 from ._apertures import aperture_photometry
-from ._image import _finite, _image, _pixel_scale, _positive, _to_pixels
+from ._image import _ZP_KEYS, _finite, _image, _pixel_scale, _positive, _to_pixels
 
 __all__ = ["measure"]
 
-_ZP_KEYS = ("ZP", "MAGZP", "PHOTZP", "MAGZPT", "ZEROPOINT")
 _GAIN_KEYS = ("GAIN",)
 _MAG_ERR = 2.5 / np.log(10)
 

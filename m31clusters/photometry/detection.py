@@ -21,18 +21,23 @@ from astropy.table import Table
 from scipy import ndimage
 
 from ..catalog import Catalog
-from ..exceptions import NoDetectionsWarning
+from ..exceptions import BandError, NoDetectionsWarning
 from ..utils._progress import PROGRESS_DEFAULT
-from ._image import _bad_pixels, _image, _pixel_scale, _positive, _to_pixels
+from ._image import _ZP_KEYS, _bad_pixels, _finite, _image, _pixel_scale, _positive, _to_pixels
 
 __all__ = ["detect_sources"]
+
+#: A segment is deblended under ``deblend_limit`` when its flux is at least
+#: this fraction of the limit's flux (0.75 mag of margin for the light of a
+#: source outside its segment).
+_DEBLEND_MARGIN = 0.5
 
 
 def _background(data, bad, box_size, filter_size):
     """Background and background-noise maps (Background2D, bad pixels excluded)."""
     from photutils.background import Background2D, MedianBackground
 
-    filled = np.where(bad, 0.0, data)
+    filled = np.where(bad, np.float64(0.0), data)  # float64 whatever the image's type
     bkg = Background2D(
         filled, box_size, coverage_mask=bad, filter_size=filter_size,
         sigma_clip=SigmaClip(sigma=3.0, maxiters=10), bkg_estimator=MedianBackground(),
@@ -68,13 +73,24 @@ def _segment(convolved, threshold, bad, n_pixels):
         return _photutils_detect(convolved, threshold, n_pixels, mask=bad)
 
 
-def _deblend(convolved, segm, n_pixels, progress):
-    """Split blended segments (multi-thresholding and watershed)."""
+def _deblend_labels(sub, segm, min_flux):
+    """Labels of the segments whose flux in *sub* is at least *min_flux* (all if None)."""
+    if min_flux is None:
+        return None
+    flux = ndimage.sum_labels(sub, segm.data, index=segm.labels)
+    return segm.labels[flux >= min_flux]
+
+
+def _deblend(convolved, segm, n_pixels, labels, progress):
+    """Split blended segments (multi-thresholding and watershed); only *labels* if given."""
     from photutils.segmentation import deblend_sources
 
+    if labels is not None and len(labels) == 0:
+        return segm
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # photutils' own deblending warnings
-        return deblend_sources(convolved, segm, n_pixels, progress_bar=progress)
+        return deblend_sources(convolved, segm, n_pixels, labels=labels,
+                               progress_bar=progress)
 
 
 def _catalog(sub, segm, convolved, bad, wcs, scale, meta):
@@ -117,8 +133,8 @@ def _check_parameters(nsigma, n_pixels, box_size, filter_size):
 
 
 def detect_sources(image, wcs=None, *, nsigma=5.0, n_pixels=5, fwhm=3.5 * u.pix,
-                   box_size=64, filter_size=3, deblend=True, mask=None,
-                   progress=PROGRESS_DEFAULT):
+                   box_size=64, filter_size=3, deblend=True, deblend_limit=None,
+                   zeropoint=None, mask=None, progress=PROGRESS_DEFAULT):
     """
     Detect the sources of a field image.
 
@@ -155,6 +171,20 @@ def detect_sources(image, wcs=None, *, nsigma=5.0, n_pixels=5, fwhm=3.5 * u.pix,
     deblend : bool
         Split blended sources (multi-thresholding and watershed; needs
         scikit-image).
+    deblend_limit : `~astropy.units.Quantity` (mag), optional
+        Deblend only the segments that can hold a source brighter than this
+        magnitude in the detection image: those whose flux is at least half
+        the flux of that magnitude (0.75 mag of margin for a source's light
+        outside its segment); fainter segments are kept whole.  Deblending
+        is most of the cost of detection (on a crowded PAndAS CCD about 90%),
+        and a search that keeps ``g < 21`` needs only the bright segments
+        split: detecting in i, ``deblend_limit=21.5 * u.mag`` covers every
+        source with ``g < 21`` and ``g - i > -0.5``.  Default: deblend every
+        segment.
+    zeropoint : float, optional
+        AB zero point of the image, for *deblend_limit*; by default read
+        from the image meta/header (``ZP``, ``MAGZP``, ``PHOTZP``,
+        ``MAGZPT`` or ``ZEROPOINT``).
     mask : array-like of bool, optional
         Extra pixels to ignore (True = bad), on top of non-finite pixels and
         the NDData mask.
@@ -175,6 +205,8 @@ def detect_sources(image, wcs=None, *, nsigma=5.0, n_pixels=5, fwhm=3.5 * u.pix,
     m31clusters.exceptions.NoWCSError
         If the image has no celestial WCS, or a degenerate one (zero,
         non-finite or singular pixel scale).
+    m31clusters.exceptions.BandError
+        If *deblend_limit* is given and no zero point is known.
     ValueError
         If the image is not 2-D, has no valid pixel, or is too small for
         *box_size*; if *nsigma*, *n_pixels*, *box_size* or *filter_size* is
@@ -205,7 +237,19 @@ def detect_sources(image, wcs=None, *, nsigma=5.0, n_pixels=5, fwhm=3.5 * u.pix,
     """
     nsigma, n_pixels, box_size, filter_size = _check_parameters(
         nsigma, n_pixels, box_size, filter_size)
-    data, wcs, nd_mask, _ = _image(image, wcs)
+    data, wcs, nd_mask, meta_in = _image(image, wcs)
+    min_flux = None
+    if deblend and deblend_limit is not None:
+        limit = _finite(u.Quantity(deblend_limit, u.mag).value, "deblend_limit")
+        if zeropoint is None:
+            zeropoint = next((meta_in[k] for k in _ZP_KEYS if k in meta_in), None)
+            if zeropoint is None:
+                raise BandError(
+                    f"deblend_limit needs a zero point: pass zeropoint= or set one of "
+                    f"{_ZP_KEYS} in the image meta"
+                )
+        zeropoint = _finite(zeropoint, "zeropoint")
+        min_flux = _DEBLEND_MARGIN * 10 ** (-0.4 * (limit - zeropoint))
     scale = _pixel_scale(wcs)
     fwhm_pix = float(_to_pixels(fwhm, scale, "fwhm"))
     bad = _bad_pixels(data, nd_mask)
@@ -229,6 +273,8 @@ def detect_sources(image, wcs=None, *, nsigma=5.0, n_pixels=5, fwhm=3.5 * u.pix,
                 "deblending needs scikit-image: pip install scikit-image, or pass deblend=False"
             ) from None
     meta = {"nsigma": nsigma, "n_pixels": n_pixels}
+    if min_flux is not None:
+        meta["deblend_limit"] = limit
     sub, rms = _background(data, bad, box_size, filter_size)
     k1, kernel = _kernel(fwhm_pix)
     convolved = _smooth(sub, k1)
@@ -236,7 +282,8 @@ def detect_sources(image, wcs=None, *, nsigma=5.0, n_pixels=5, fwhm=3.5 * u.pix,
     threshold = nsigma * np.where(bad, np.inf, rms * np.sqrt(np.sum(kernel**2)))
     segm = _segment(convolved, threshold, bad, n_pixels)
     if segm is not None and deblend:
-        segm = _deblend(convolved, segm, n_pixels, progress)
+        segm = _deblend(convolved, segm, n_pixels, _deblend_labels(sub, segm, min_flux),
+                        progress)
     if segm is None:
         warnings.warn("no sources found above the detection threshold", NoDetectionsWarning)
         return Catalog(_empty(meta), copy=False)
