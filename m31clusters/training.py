@@ -460,12 +460,12 @@ def build_training_set(images, sources, positives, *, match_radius=1 * u.arcsec,
         first[1:] = j[order][1:] != j[order][:-1]
         label[order[first]] = 1
     why = np.where(label == 1, "matched", np.where(label == 0, "clear", "ambiguous"))
-    # sources outside the footprint that match a positive are still clusters
-    keep = label >= 0
-    meta["n_ambiguous"] = int(np.sum(inside & (label < 0)))
+    # the magnitude limit first, then the count of the ambiguous bright sources
+    # (sources outside the footprint that match a positive are still clusters)
     faint = ~(mag < mag_limit) if mag_limit is not None else np.zeros(len(mag), bool)
-    meta["n_faint"] = int(np.sum(keep & faint))
-    keep &= ~faint
+    meta["n_faint"] = int(np.sum((inside | (label == 1)) & faint))
+    meta["n_ambiguous"] = int(np.sum(inside & (label < 0) & ~faint))
+    keep = (label >= 0) & ~faint
 
     # spatial split by tiles; drop stamps that reach a tile of another split
     shape = (size, size) if np.ndim(size) == 0 else tuple(int(s) for s in size)
