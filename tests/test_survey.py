@@ -529,11 +529,22 @@ def _tiny_field(directory, number, center, *, g=18.0, with_catalog=True):
     return paths
 
 
-def test_search_fields_fills_the_literature_columns(tmp_path):
+def test_search_fields_fills_the_literature_columns(tmp_path, monkeypatch):
     """One tiny field on an RBC, a Wang+2023 and a Huxor halo cluster: their names are filled."""
     from m31clusters.catalog import Catalog
+    from m31clusters.classifier import ClusterClassifier
     from m31clusters.datasets import load_hectospec2015, load_rbc_v5, load_wang2023
-    from m31clusters.survey import search_fields
+    from m31clusters.survey import search, search_fields
+
+    loads = []
+    original = ClusterClassifier.load.__func__
+
+    def counting_load(cls, *args, **kwargs):
+        loads.append(args)
+        return original(cls, *args, **kwargs)
+
+    monkeypatch.setattr(ClusterClassifier, "load", classmethod(counting_load))
+    monkeypatch.setattr(search, "_MODELS", {})
 
     targets = {1: ("RBC", load_rbc_v5()[0]), 2: ("W23", load_wang2023()[0]),
                3: ("H14", load_hectospec2015(halo_only=True)[0])}
@@ -552,3 +563,4 @@ def test_search_fields_fills_the_literature_columns(tmp_path):
     assert np.all(np.ma.getmaskarray(cat["C09"])) and np.all(np.ma.getmaskarray(cat["W22"]))
     assert res.counts["passed_cuts"] == 3 and res.counts["sources"] == 3
     assert set(res.timings) == {"read", "detect", "measure", "cut", "classify", "write"}
+    assert len(loads) == 1  # the model is loaded once per process, not once per field
