@@ -25,7 +25,7 @@ import sys
 __all__ = ["main", "SUBCOMMANDS", "build_parser"]
 
 #: Subcommand modules, ``m31clusters.cli._<name>``, in the order ``--help`` lists them.
-SUBCOMMANDS = ("search", "demo", "inspect")
+SUBCOMMANDS = ("search", "demo", "train", "evaluate", "inspect")
 
 
 
