@@ -263,9 +263,14 @@ def _check_data(data_path, lines, tinfo, records, lrecl):
                 f"{name!r}, line {k + 1}: {lengths[k]} characters, more than the record "
                 f"length (Lrecl) {lrecl} of the File Summary"
             )
-    for col in tinfo["columns"]:
-        if col["format"][0] != "A" and lines:
-            _check_numeric_column(name, lines, lengths, col)
+    numeric = [c for c in tinfo["columns"] if c["format"][0] != "A"]
+    if numeric and lines:
+        width = max(int(lengths.max()), max(c["end"] for c in numeric))
+        # One fixed-width byte matrix: a column is a slice of it.
+        chars = np.frombuffer("".join(line.ljust(width) for line in lines).encode("ascii"),
+                              dtype="S1").reshape(len(lines), width)
+        for col in numeric:
+            _check_numeric_column(name, lines, lengths, chars, col)
     if records is not None and len(lines) != records:
         what = "is empty" if not lines else f"has {len(lines)} records"
         raise CorruptFileError(
@@ -274,7 +279,7 @@ def _check_data(data_path, lines, tinfo, records, lrecl):
         )
 
 
-def _check_numeric_column(name, lines, lengths, col):
+def _check_numeric_column(name, lines, lengths, chars, col):
     kind, start, end, label = col["format"][0], col["start"], col["end"], col["label"]
 
     def where(k):
@@ -288,11 +293,13 @@ def _check_numeric_column(name, lines, lengths, col):
             f"{where(k)}: the line ends at byte {lengths[k]}, inside the column, so the "
             f"value {lines[k][start - 1:end].strip()!r} is cut short"
         )
-    values = np.array([line[start - 1:end].strip() for line in lines])
+    field = np.ascontiguousarray(chars[:, start - 1:end]).view(f"S{end - start + 1}").ravel()
+    values = np.char.strip(field)
     nulls = _nulls(col["explanation"])
-    null = np.isin(values, sorted(nulls)) if nulls is not None else np.zeros(len(values), bool)
+    null = np.isin(values, sorted(v.encode("ascii") for v in nulls)) if nulls is not None \
+        else np.zeros(len(values), bool)
     if nulls is None:
-        empty = np.flatnonzero(values == "")
+        empty = np.flatnonzero(values == b"")
         if empty.size:
             k = empty[0]
             raise CorruptFileError(
@@ -303,7 +310,7 @@ def _check_numeric_column(name, lines, lengths, col):
     present = values[~null]
     try:  # the fast path: numpy parses the whole column
         if kind == "I":
-            ok = not np.any(np.char.find(present, ".") >= 0)
+            ok = not np.any(np.char.find(present, b".") >= 0)
             present.astype(np.int64)
         else:
             ok = True
@@ -314,9 +321,10 @@ def _check_numeric_column(name, lines, lengths, col):
         return
     pattern = _INT_RE if kind == "I" else _FLOAT_RE
     for k in np.flatnonzero(~null):
-        if not pattern.match(values[k]):
+        value = values[k].decode("ascii")
+        if not pattern.match(value):
             raise CorruptFileError(
-                f"{where(k)}: {str(values[k])!r} is not "
+                f"{where(k)}: {value!r} is not "
                 + ("an integer" if kind == "I" else "a number")
             )
 
