@@ -116,7 +116,8 @@ def test_train_bad_input(field, tmp_path, capsys):
     assert len(err.err.strip().splitlines()) == 1
     assert not (tmp_path / "m.zip").exists()
     status, err = _main(capsys, "train", "--images", tmp_path / "no_g.fit", field.images["i"],
-                        "--labels", "phat", "--out", tmp_path / "m.zip")
+                        "--sources", field.catalog_path, "--labels", "phat", "--out",
+                        tmp_path / "m.zip")
     assert status == 1 and "g image" in err.err
     status, err = _main(capsys, "train", "--images", field.images["g"], field.images["i"],
                         "--out", "m.zip")

@@ -18,6 +18,8 @@ from m31clusters.training import (
 )
 
 SCALE = 0.187  # arcsec / pixel
+#: everything in the training split (no split borders in the hand-built cases)
+ONE_SPLIT = dict(tile_size=10 * u.arcmin, splits=(1, 0, 0))
 
 
 def _image(n=600, seed=0):
@@ -70,7 +72,7 @@ def _row(ts, name, sources):
 
 def test_labels_hand_built():
     images, sources, positives = _hand_built()
-    ts = build_training_set(images, sources, positives, size=16, tile_size=10 * u.arcmin, splits=(1, 0, 0),
+    ts = build_training_set(images, sources, positives, size=16, **ONE_SPLIT,
                             seed=0)
     got = {n: _row(ts, n, sources) for n in sources["name"]}
     assert got["A"]["label"] == 1 and got["A"]["why"] == "matched"
@@ -99,7 +101,7 @@ def test_match_radius_changes_labels():
     images, sources, positives = _hand_built()
     # with a 4" match radius, C (3" from P1) becomes P1's cluster
     ts = build_training_set(images, sources, positives, size=16, match_radius=4 * u.arcsec,
-                            tile_size=10 * u.arcmin, splits=(1, 0, 0), seed=0)
+                            **ONE_SPLIT, seed=0)
     assert _row(ts, "C", sources)["label"] == 1
     # B (0.8" from P0) is still not P0's cluster: A is nearer
     assert _row(ts, "B", sources) is None
@@ -107,7 +109,7 @@ def test_match_radius_changes_labels():
 
 def test_footprint_images_and_callable():
     images, sources, positives = _hand_built()
-    ts = build_training_set(images, sources, positives, size=16, tile_size=10 * u.arcmin, splits=(1, 0, 0),
+    ts = build_training_set(images, sources, positives, size=16, **ONE_SPLIT,
                             footprint="images", seed=0)
     assert _row(ts, "E", sources)["label"] == 0
     assert ts.table.meta["n_outside_footprint"] == 0
@@ -115,7 +117,7 @@ def test_footprint_images_and_callable():
     def only_d(c):
         return c.separation(sources["coord"][3]) < 1 * u.arcsec
 
-    ts = build_training_set(images, sources, positives, size=16, tile_size=10 * u.arcmin, splits=(1, 0, 0),
+    ts = build_training_set(images, sources, positives, size=16, **ONE_SPLIT,
                             footprint=only_d, seed=0)
     assert set(ts.table["source"]) == {0, 3, 6}  # the two matches and D
 
@@ -125,7 +127,7 @@ def test_footprint_region():
 
     images, sources, positives = _hand_built()
     region = CircleSkyRegion(sources["coord"][3], 5 * u.arcsec)
-    ts = build_training_set(images, sources, positives, size=16, tile_size=10 * u.arcmin, splits=(1, 0, 0),
+    ts = build_training_set(images, sources, positives, size=16, **ONE_SPLIT,
                             footprint=region, seed=0)
     assert set(ts.table["source"]) == {0, 3, 6}
 
@@ -136,7 +138,7 @@ def test_off_image_stamps_dropped():
     s = SkyCoord([_offset(p[0], 0.2), _sky(w, 300, 300), _sky(w, -1.0, 300)])
     sources = Table({"coord": s, "gmag": [18.0, 18.0, 18.0] * u.mag})
     ts = build_training_set(images, sources, Table({"coord": p}), size=16, footprint="images",
-                            tile_size=10 * u.arcmin, splits=(1, 0, 0), seed=0)
+                            **ONE_SPLIT, seed=0)
     assert ts.table.meta["n_off_image"] == 1
     assert list(ts.table["source"]) == [0, 1]
     assert ts.table.meta["mag_column"] == "gmag"
@@ -235,13 +237,13 @@ def test_no_overlap():
     images, sources, positives = _hand_built()
     far = Table({"coord": SkyCoord([10.0, 10.1, 10.2] * u.deg, [30.0, 30.1, 30.0] * u.deg)})
     with pytest.raises(TrainingSetError, match="none of the 3 positives falls on the g images"):
-        build_training_set(images, sources, far, size=16, tile_size=10 * u.arcmin, splits=(1, 0, 0))
+        build_training_set(images, sources, far, size=16, **ONE_SPLIT)
 
 
 def test_no_sources_in_footprint():
     images, sources, positives = _hand_built()
     with pytest.raises(TrainingSetError, match="none of the 8 sources is inside the footprint"):
-        build_training_set(images, sources, positives, size=16, tile_size=10 * u.arcmin, splits=(1, 0, 0),
+        build_training_set(images, sources, positives, size=16, **ONE_SPLIT,
                            footprint=lambda c: np.zeros(len(c), bool))
 
 
@@ -249,7 +251,7 @@ def test_one_class():
     images, sources, positives = _hand_built()
     with pytest.raises(TrainingSetError, match="single class .*0 clusters"):
         build_training_set(images, sources[[3, 7]], positives, size=16,
-                           tile_size=10 * u.arcmin, splits=(1, 0, 0))
+                           **ONE_SPLIT)
 
 
 def test_units_missing():

@@ -33,9 +33,10 @@ def add_parser(subparsers):
     )
     parser.add_argument("--images", nargs=2, metavar=("G", "I"), required=True,
                         help="g and i images (FITS, single or multi-extension stacks)")
-    parser.add_argument("--sources", help="source list: a PAndAS m###p.ascd catalogue or a "
-                        "table with positions and a g magnitude (default: detect and measure "
-                        "the sources in the images)")
+    parser.add_argument("--sources", required=True,
+                        help="source list: a PAndAS m###p.ascd catalogue, or a table with "
+                             "positions and a g magnitude (e.g. the sources.ecsv a search or "
+                             "the demo writes)")
     parser.add_argument("--labels", required=True,
                         help="known clusters: 'phat' (the shipped PHAT catalogue, labelled "
                              "inside the PHAT footprint) or a table with positions; a "
@@ -117,12 +118,7 @@ def run(args):
         if not p.is_file():
             raise FileNotFoundError(f"{band} image {str(p)!r} does not exist")
     progress = not args.quiet
-    if args.sources:
-        sources = _read_sources(args.sources)
-    else:
-        from ..demo import _detect_and_measure
-
-        sources = _detect_and_measure(images, progress, 5.0, 1.5 * u.arcsec)
+    sources = _read_sources(args.sources)
     positives, footprint = _labels(args.labels, args.footprint)
     ts = build_training_set(
         images, sources, positives, match_radius=args.match_radius * u.arcsec,
