@@ -40,8 +40,8 @@ from astropy.wcs import WCS
 from astropy.wcs.utils import proj_plane_pixel_scales
 from scipy import ndimage
 
-from m31clusters.exceptions import BandError, NoDetectionsWarning, NoWCSError, OffImageWarning
 from m31clusters.catalog import Catalog
+from m31clusters.exceptions import BandError, NoDetectionsWarning, NoWCSError, OffImageWarning
 from m31clusters.utils._tables import table_skycoord
 from m31clusters.utils._validation import as_quantity, as_skycoord
 

@@ -30,8 +30,12 @@ photutils_aperture = pytest.importorskip("photutils.aperture")
 def _photutils_measure(data, wcs, coords, *, zp, gain, saturation, morphology,
                        aperture=2.0, annulus=(4.0, 6.0), ci=(0.5, 1.5)):
     """The photometry `measure` documents, with photutils, one source at a time."""
-    from photutils.aperture import (ApertureStats, CircularAnnulus, CircularAperture,
-                                    aperture_photometry)
+    from photutils.aperture import (
+        ApertureStats,
+        CircularAnnulus,
+        CircularAperture,
+        aperture_photometry,
+    )
 
     data = np.asarray(data, dtype=float)
     bad = ~np.isfinite(data)
@@ -103,6 +107,16 @@ def _compare(out, ref, band, morphology):
             np.testing.assert_allclose(got[fin], ref[key][fin], rtol=1e-9, atol=1e-9)
 
 
+def _tan_wcs(crpix):
+    """A TAN WCS at the PAndAS pixel scale (0.187 arcsec) near M31's centre."""
+    w = WCS(naxis=2)
+    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    w.wcs.crval = [10.6847, 41.2688]
+    w.wcs.crpix = crpix
+    w.wcs.cdelt = [-0.187 / 3600, 0.187 / 3600]
+    return w
+
+
 @pytest.fixture(scope="module")
 def disc_field(tmp_path_factory):
     simulate = pytest.importorskip("m31clusters.simulate")
@@ -142,11 +156,7 @@ def test_measure_equals_photutils_on_simulated_disc_field(disc_field):
 def test_measure_equals_photutils_with_missing_pixels():
     rng = np.random.default_rng(3)
     shape = (260, 330)
-    w = WCS(naxis=2)
-    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
-    w.wcs.crval = [10.6847, 41.2688]
-    w.wcs.crpix = [165.0, 130.0]
-    w.wcs.cdelt = [-0.187 / 3600, 0.187 / 3600]
+    w = _tan_wcs([165.0, 130.0])
     yy, xx = np.mgrid[:shape[0], :shape[1]]
     x = rng.uniform(-5, shape[1] + 5, 120)
     y = rng.uniform(-5, shape[0] + 5, 120)
@@ -170,11 +180,7 @@ def test_measure_pixel_apertures_and_float64():
     """Radii in pixels, a float64 image and an NDData mask give the photutils values too."""
     rng = np.random.default_rng(8)
     shape = (150, 150)
-    w = WCS(naxis=2)
-    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
-    w.wcs.crval = [10.6847, 41.2688]
-    w.wcs.crpix = [75.0, 75.0]
-    w.wcs.cdelt = [-0.187 / 3600, 0.187 / 3600]
+    w = _tan_wcs([75.0, 75.0])
     data = rng.normal(10.0, 2.0, shape)
     mask = np.zeros(shape, bool)
     mask[70:75, 20:30] = True

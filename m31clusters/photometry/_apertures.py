@@ -282,6 +282,14 @@ def _sub_box(a, half, h):
     return a[:, half - h:half + h + 1, half - h:half + h + 1]
 
 
+def _weighted_sums(filled, good, half, fx, fy, r):
+    """Exact weights of radius *r* on the smallest box holding it, weighted sum and area."""
+    h = int(np.ceil(r)) + 1
+    w = exact_weights(fx, fy, h, r)
+    f, g = _sub_box(filled, half, h), _sub_box(good, half, h)
+    return w, np.einsum("nij,nij->n", w, f), np.einsum("nij,nij->n", w, g)
+
+
 def aperture_photometry(data, mask, x, y, *, r_ap, r_in, r_out, radii=(), fwhm_radius=None,
                         saturation=None, peaks=False, sigma=3.0, maxiters=5, block=_BLOCK):
     """
@@ -374,14 +382,7 @@ def aperture_photometry(data, mask, x, y, *, r_ap, r_in, r_out, radii=(), fwhm_r
         good = ~bad.reshape(k, side, side)
         filled = np.where(good, vals.reshape(k, side, side), 0.0)
         del vals, bad
-
-        def weighted(r):
-            h = int(np.ceil(r)) + 1
-            w = exact_weights(bfx, bfy, h, r)
-            f, g = _sub_box(filled, half, h), _sub_box(good, half, h)
-            return w, np.einsum("nij,nij->n", w, f), np.einsum("nij,nij->n", w, g)
-
-        w, out["sum"][sl], out["area"][sl] = weighted(r_ap)
+        w, out["sum"][sl], out["area"][sl] = _weighted_sums(filled, good, half, bfx, bfy, r_ap)
         if saturation is not None:
             h = (w.shape[1] - 1) // 2
             hot = _sub_box(filled, half, h) >= np.float64(saturation * (1 - 1e-6))
@@ -389,7 +390,8 @@ def aperture_photometry(data, mask, x, y, *, r_ap, r_in, r_out, radii=(), fwhm_r
             hot &= w > 1e-12
             out["saturated"][sl] = hot.any(axis=(1, 2))
         for i, r in enumerate(radii):
-            _, out[f"sum_{i}"][sl], out[f"area_{i}"][sl] = weighted(r)
+            _, out[f"sum_{i}"][sl], out[f"area_{i}"][sl] = _weighted_sums(
+                filled, good, half, bfx, bfy, r)
         if peaks:
             h = int(np.ceil(r_ap)) + 1
             ox = grid[None, None, half - h:half + h + 1] - bfx[:, None, None]
