@@ -28,7 +28,7 @@ from ..exceptions import (
     FieldFailedWarning,
     SurveyLockedError,
 )
-from ..utils._io import atomic_path
+from ..utils._io import atomic_path, default_file_mode
 from ..utils._progress import progress_bar
 from ..utils._validation import as_quantity
 
@@ -440,9 +440,12 @@ def _check_stackable(tables, keys):
                 )
 
 
-def _write_table(table, path, table_format):
+def _write_table(table, path, table_format, mode=None):
+    """Write a field table atomically; *mode*: that of the file it replaces, if deleted."""
     with atomic_path(path, overwrite=True) as tmp:
         table.write(tmp, format=_FORMATS[table_format][0], overwrite=True)
+    if mode is not None:
+        os.chmod(path, mode)
 
 
 def _read_manifest(out_dir):
@@ -626,8 +629,8 @@ def run_survey(func, fields, out_dir, *, client=None, scheduler=None, n_workers=
         Number of times a failing field is retried (default 2).
     overwrite : bool
         If True, recompute every field of *fields* and replace its file
-        (these files are deleted first).  If False (default), finished
-        fields are kept and not recomputed.
+        (these files are deleted first; the new ones keep their modes).
+        If False (default), finished fields are kept and not recomputed.
     progress : bool
         Show a progress bar over the fields (default False).
     merge : bool
@@ -762,8 +765,11 @@ def run_survey(func, fields, out_dir, *, client=None, scheduler=None, n_workers=
                     f"{manifest['table_format']!r}; use it, another directory, or overwrite=True"
                 )
             manifest = None
+        old_modes = {}  # a recomputed table keeps the mode of the file it replaces
         if overwrite:
             for name in filenames.values():
+                if (out_dir / name).is_file():
+                    old_modes[name] = default_file_mode(out_dir / name)
                 (out_dir / name).unlink(missing_ok=True)
         _cleanup_temporaries(out_dir, filenames.values())
 
@@ -813,7 +819,8 @@ def run_survey(func, fields, out_dir, *, client=None, scheduler=None, n_workers=
                         "or dedup_radius=None"
                     )
                 try:
-                    _write_table(table, out_dir / rec["file"], table_format)
+                    _write_table(table, out_dir / rec["file"], table_format,
+                                 mode=old_modes.get(rec["file"]))
                 except Exception as exc:  # noqa: BLE001 - recorded as a failure of the field
                     rec.update(
                         status="failed",
