@@ -180,21 +180,10 @@ def train(args, out, rate):
 
 
 def ece(prob, labels, n_bins=10):
-    """Expected calibration error (the library's, when it exists)."""
-    try:
-        from m31clusters.classifier import expected_calibration_error
-    except ImportError:  # pragma: no cover - before the calibration API exists
-        expected_calibration_error = None
-    if expected_calibration_error is not None:
-        return float(expected_calibration_error(prob, labels, n_bins=n_bins))
-    edges = np.linspace(0, 1, n_bins + 1)
-    k = np.clip(np.digitize(prob, edges[1:-1]), 0, n_bins - 1)
-    tot = 0.0
-    for b in range(n_bins):
-        s = k == b
-        if s.any():
-            tot += s.sum() * abs(prob[s].mean() - labels[s].mean())
-    return tot / len(prob)
+    """Expected calibration error of Conf (the library's)."""
+    from m31clusters.classifier import expected_calibration_error
+
+    return float(expected_calibration_error(prob, labels, n_bins=n_bins))
 
 
 # ----------------------------------------------------------------------------

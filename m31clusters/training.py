@@ -612,15 +612,6 @@ def resample(n, weights, *, seed=None):
     return np.sort(np.concatenate([np.arange(w.size), extra]))
 
 
-def _fit_kwargs(clf, progress):
-    import inspect
-
-    params = inspect.signature(clf.fit).parameters
-    if "progress" in params:
-        return {"progress": progress}
-    return {"verbose": "auto" if progress else 0}  # pragma: no cover - older classifier
-
-
 def train_classifier(training_set, *, classifier=None, architecture="wang2022", epochs=30,
                      hard_epochs=15, hard_factor=4.0, patience=6, batch_size=32,
                      base_rate=None, metric="f1", seed=None, progress=False):
@@ -635,10 +626,10 @@ def train_classifier(training_set, *, classifier=None, architecture="wang2022", 
        second round (`resample`), so the rare look-alikes (galaxies,
        blends, fragments) are not drowned by the easy disc stars.
     3. Calibration and threshold on the ``val`` split at the survey's class
-       ratio *base_rate* (clusters per source), with
-       `ClusterClassifier.calibrate` and ``select_threshold(base_rate=...)``
-       when the classifier has them; otherwise the threshold is chosen at
-       the validation split's own ratio.
+       ratio *base_rate* (clusters per source): temperature scaling and a
+       prior shift (`~m31clusters.classifier.ClusterClassifier.calibrate`),
+       then ``select_threshold(base_rate=...)``, which weights the
+       validation negatives to that ratio.
 
     Parameters
     ----------
@@ -694,7 +685,7 @@ def train_classifier(training_set, *, classifier=None, architecture="wang2022", 
         classifier = ClusterClassifier(
             architecture, input_shape=tuple(x_tr.shape[1:]), bands=x_tr.bands,
             normalization="asinh", seed=seed)
-    kw = _fit_kwargs(classifier, progress)
+    kw = {"progress": progress}
     fit_seed = classifier.seed if seed is None else seed
     classifier.fit(x_tr, y_tr, validation=(x_va, y_va), epochs=epochs, batch_size=batch_size,
                    early_stopping=patience, seed=fit_seed, **kw)
@@ -707,13 +698,8 @@ def train_classifier(training_set, *, classifier=None, architecture="wang2022", 
         classifier.fit(x_tr[idx], y_tr[idx], validation=(x_va, y_va), epochs=hard_epochs,
                        batch_size=batch_size, early_stopping=patience,
                        seed=None if fit_seed is None else fit_seed + 1, **kw)
-    if hasattr(classifier, "calibrate"):
-        classifier.calibrate(x_va, y_va, base_rate=base_rate)
-        classifier.select_threshold(x_va, y_va, metric=metric, base_rate=base_rate)
-        info["calibration"] = f"calibrate(base_rate={base_rate})"
-    else:  # pragma: no cover - classifier without the calibration API
-        classifier.select_threshold(x_va, y_va, metric=metric)
-        info["calibration"] = "none (threshold at the validation ratio)"
+    info["calibration"] = classifier.calibrate(x_va, y_va, base_rate=base_rate)
+    classifier.select_threshold(x_va, y_va, metric=metric, base_rate=base_rate)
     x_te, y_te = training_set.subset("test")
     if np.unique(y_te).size == 2:
         info["test"] = classifier.evaluate(x_te, y_te)
