@@ -11,11 +11,18 @@ Measures, in one run:
 3. the normalisation alone, and the peak resident memory;
 4. with ``--variants``: the bare forward pass under a few XLA:CPU settings
    (flags, batch size, bfloat16, channels_first), each in a fresh subprocess
-   because XLA reads ``XLA_FLAGS`` once.
+   because XLA reads ``XLA_FLAGS`` once;
+5. with ``--calibration``: a ``simple`` network trained on balanced simulated
+   stamps, tested on a sample at a survey-like base rate (``--base-rate``,
+   negatives kept, clusters subsampled): expected calibration error and
+   purity/recall of the raw network at its F1 threshold chosen on balanced
+   validation stamps, against ``calibrate(base_rate=...)`` +
+   ``select_threshold(base_rate=...)``, and the time ``calibrate`` takes.
 
 Run by hand::
 
     python benchmarks/bench_classifier.py --n 128 --batch 32 --variants
+    python benchmarks/bench_classifier.py --calibration --base-rate 0.05
 
 Timings on a shared 2-core machine are noisy; compare numbers of one run.
 """
@@ -139,6 +146,47 @@ def run_variants(n, only=None):
         print(f"{name:40s} {out['img_per_s']:8.1f} {out['compile_s']:10.1f}")
 
 
+def calibration(base_rate, n_train, epochs, seed=0):
+    """Calibration quality at a survey-like base rate (see the module docstring, item 5)."""
+    from m31clusters.classifier import ClusterClassifier, expected_calibration_error
+    from m31clusters.simulate import simulate_stamps
+
+    train, t_train = simulate_stamps(n_train, size=32, seed=seed + 1, progress=False)
+    val, t_val = simulate_stamps(n_train // 2, size=32, seed=seed + 2, progress=False)
+    test, t_test = simulate_stamps(2 * n_train, size=32, seed=seed + 3, progress=False)
+    y_test = np.asarray(t_test["label"])
+    neg = np.flatnonzero(y_test == 0)
+    n_pos = max(1, int(round(base_rate / (1 - base_rate) * neg.size)))
+    pos = np.random.default_rng(seed).choice(np.flatnonzero(y_test == 1), n_pos, replace=False)
+    keep = np.sort(np.r_[neg, pos])
+    test, y_test = test[keep], y_test[keep]
+    clf = ClusterClassifier("simple", input_shape=(32, 32, 2), seed=seed, learning_rate=3e-3)
+    t0 = time.perf_counter()
+    clf.fit(train, t_train["label"], validation=(val, t_val["label"]), epochs=epochs,
+            batch_size=64, monitor="val_auc")
+    fit_s = time.perf_counter() - t0
+    print(f"trained on {len(train)} balanced stamps, {epochs} epochs, {fit_s:.0f} s; test: "
+          f"{len(test)} stamps, {y_test.sum()} clusters ({y_test.mean():.3f})")
+    rows = []
+    clf.select_threshold(val, t_val["label"])
+    p = clf.predict_proba(test)
+    m = clf.evaluate(test, y_test)
+    rows.append(("raw network, F1 threshold on balanced validation", p, m))
+    t0 = time.perf_counter()
+    cal = clf.calibrate(val, t_val["label"], base_rate=base_rate)
+    cal_s = time.perf_counter() - t0
+    clf.select_threshold(val, t_val["label"], base_rate=base_rate)
+    p = clf.predict_proba(test)
+    m = clf.evaluate(test, y_test)
+    rows.append((f"calibrate + select_threshold(base_rate={base_rate:g})", p, m))
+    print(f"calibrate: T = {cal['temperature']:.3f}, validation NLL {cal['nll_before']:.4f} -> "
+          f"{cal['nll_after']:.4f}, {cal_s:.2f} s for {cal['n']} stamps (one forward pass)")
+    for name, prob, met in rows:
+        print(f"  {name:52s} ECE {expected_calibration_error(prob, y_test):.4f}  "
+              f"purity {met['purity']:.3f}  recall {met['recall']:.3f}  "
+              f"candidates/true cluster {(met['tp'] + met['fp']) / max(y_test.sum(), 1):.2f}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     parser.add_argument("--n", type=int, default=128, help="stamps per timing")
@@ -146,10 +194,18 @@ def main():
     parser.add_argument("--variants", action="store_true", help="also time XLA variants")
     parser.add_argument("--only", nargs="*", help="substrings of the variants to run")
     parser.add_argument("--variants-only", action="store_true", help="skip the main timing")
+    parser.add_argument("--calibration", action="store_true",
+                        help="calibration quality at a survey-like base rate instead")
+    parser.add_argument("--base-rate", type=float, default=0.05)
+    parser.add_argument("--n-train", type=int, default=2000)
+    parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--dtype", default="float32", help=argparse.SUPPRESS)
     parser.add_argument("--layout", default="channels_last", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.calibration:
+        calibration(args.base_rate, args.n_train, args.epochs)
+        return
     if args.child:
         child(args.n, args.batch, args.dtype, args.layout)
         return
