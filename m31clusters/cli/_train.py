@@ -2,22 +2,9 @@
 
 from pathlib import Path
 
+from ._evaluate import _read_table
+
 __all__ = ["add_parser", "run"]
-
-
-def _read_table(path, what):
-    """A table file read with astropy (format from its name or content), or a clear error."""
-    from astropy.io.registry import IORegistryError
-    from astropy.table import Table
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{what} {str(path)!r} does not exist")
-    try:
-        return Table.read(path)
-    except IORegistryError as exc:
-        raise ValueError(f"cannot tell the format of {what} {str(path)!r} (use .ecsv, .fits, "
-                         f".vot, .csv): {str(exc).splitlines()[0]}") from None
 
 
 def add_parser(subparsers):
