@@ -53,7 +53,9 @@ from astropy.io import fits  # noqa: E402
 from astropy.table import Table, vstack  # noqa: E402
 
 TRAIN_FIELDS = [(266, 101)]  # (field, seed), PHAT population
-TEST_FIELDS = [(249, 201), (265, 202), (233, 203), (256, 204)]  # scene population
+#: (field, seed, CCDs; None: --test-ccds), the scene's own population
+TEST_FIELDS = [(249, 201, None), (265, 202, None), (233, 203, None), (256, 204, None),
+               (248, 205, 6)]
 RATE_FIELDS = [(228, 301), (257, 302), (254, 303), (214, 304), (232, 305)]
 STAMP = 32
 APERTURE = 1.5 * u.arcsec
@@ -232,10 +234,10 @@ def evaluate_fields(args, out, clf):
     from m31clusters.evaluation import evaluate_catalog
 
     rows, cands_all, truths, scored_all = [], [], [], []
-    for fld, seed in TEST_FIELDS:
-        images, truth, sources, _ = field(out, fld, seed, args.test_ccds, args.ccd)
+    for fld, seed, n in TEST_FIELDS:
+        images, truth, sources, _ = field(out, fld, seed, n or args.test_ccds, args.ccd)
         scored, cands, n_raw = catalogue(images, sources, clf, mag_limit=args.mag_limit)
-        ev = evaluate_catalog(cands, truth, sources=sources, size_column=None)
+        ev = evaluate_catalog(cands, truth, sources=sources, size_column="FWHM")
         s = ev.summary[0]
         scored["label"] = source_labels(scored, truth)
         rows.append((fld, seed, float(s["n_true"]), float(s["n_recovered"]), s["completeness"],
@@ -254,7 +256,7 @@ def evaluate_fields(args, out, clf):
     cands = vstack(cands_all, metadata_conflicts="silent")
     truth = vstack(truths, metadata_conflicts="silent")
     scored = vstack(scored_all, metadata_conflicts="silent")
-    ev = evaluate_catalog(cands, truth)
+    ev = evaluate_catalog(cands, truth, size_column="FWHM")
     p = np.asarray(scored["Conf"], dtype=float)
     y = np.asarray(scored["label"], dtype=int)
     return by_field, ev, ece(p, y), p, y
@@ -312,8 +314,8 @@ def main(argv=None):
             for fld, seed in TRAIN_FIELDS:
                 field(args.out, fld, seed, args.train_ccds, args.ccd, clusters=phat)
         if args.prepare_only in ("all", "test"):
-            for fld, seed in TEST_FIELDS:
-                field(args.out, fld, seed, args.test_ccds, args.ccd)
+            for fld, seed, n in TEST_FIELDS:
+                field(args.out, fld, seed, n or args.test_ccds, args.ccd)
         print("base rate %.4f (%d clusters / %d sources)" % base_rate(args.out, args.test_ccds,
                                                                      args.ccd))
         return 0
