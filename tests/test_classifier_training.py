@@ -130,3 +130,14 @@ def test_simple_network_quality_on_simulated_stamps():
     m = clf.evaluate(te, tte["label"])
     assert m["f1"] >= 0.8, m
     assert m["roc_auc"] >= 0.85, m
+
+
+def test_fit_progress_bar(capsys):
+    """progress=True shows one bar over all training steps (the library's progress helper)."""
+    clf = tiny()
+    stamps, y = tiny_stamps(32)
+    clf.fit(stamps, y, epochs=2, batch_size=8, progress=True)
+    err = capsys.readouterr().err
+    assert "fit" in err and "8/8" in err and "loss" in err
+    clf.fit(stamps, y, epochs=1, batch_size=8)  # quiet by default
+    assert capsys.readouterr().err == ""
