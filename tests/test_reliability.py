@@ -32,7 +32,7 @@ from m31clusters import (
     simulate_field,
     write_pandas_ascd,
 )
-from m31clusters.exceptions import OffImageWarning
+from m31clusters.exceptions import CorruptFileError, NoWCSError, OffImageWarning
 from m31clusters.inspection import (
     catalog_identity,
     inspection_montage,
@@ -268,3 +268,29 @@ def test_infinite_pixels_are_never_valid_in_photometry():
             got = measure({"g": NDData(holed, wcs=w, meta={"ZP": 30.0})}, positions)
         assert np.isnan(got["gmag"][0]) and got["gflag"][0] != 0, value
         assert got["gmag"][1] == ref["gmag"][1] and got["gflag"][1] == ref["gflag"][1]
+
+
+@pytest.mark.parametrize("cd", [np.zeros((2, 2)), np.full((2, 2), np.nan),
+                                [[1e-5, 2e-5], [2e-5, 4e-5]]])
+def test_degenerate_wcs_is_refused_by_photometry(cd):
+    # Bug 1 on the photometry side: no cdfix to the identity there either.
+    data, w = _image()
+    w.wcs.cd = cd
+    with pytest.raises(NoWCSError, match="degenerate WCS"):
+        detect_sources(NDData(data, wcs=w), box_size=32)
+    with pytest.raises(NoWCSError, match="band 'g' image has a degenerate WCS"):
+        measure({"g": NDData(data, wcs=w, meta={"ZP": 30.0})},
+                SkyCoord([M31_CENTER.ra], [M31_CENTER.dec]))
+
+
+# --------------------------------------------------------------------------- cutout files
+
+
+def test_hdf5_file_with_repeated_bands_is_refused(tmp_path):
+    # Bug 2 on the HDF5 reading path (the FITS one is in test_cutout_io).
+    h5py = pytest.importorskip("h5py")
+    path = _cutout().write(tmp_path / "c.h5")
+    with h5py.File(path, "r+") as f:
+        f.attrs["bands"] = '["g", "g"]'
+    with pytest.raises(CorruptFileError, match=r"c\.h5.*repeats \['g'\]"):
+        Cutout.read(path)
