@@ -206,6 +206,23 @@ def test_every_writer_gives_the_mode_of_open_and_keeps_it_on_overwrite(
     assert leftovers == [], leftovers
 
 
+@pytest.mark.slow
+def test_demo_outputs_mode(tmp_path, umask):
+    """run_demo's files (simulated images, sources, CDS pair, regions, montage)."""
+    from m31clusters.demo import run_demo
+
+    umask(0o027)
+    res = run_demo(tmp_path / "a", n_ccds=1, ccd_shape=(256, 256), seed=0)
+    written = [p for p in (tmp_path / "a").rglob("*") if p.is_file()]
+    assert len(written) >= 9  # 5 products + g, i, truth and ascd of the simulation
+    assert {p: _mode(p) for p in written} == {p: 0o640 for p in written}
+    for path in res.files.values():
+        os.chmod(path, 0o604)
+    again = run_demo(tmp_path / "a", images=res.images, overwrite=True)
+    assert {k: _mode(p) for k, p in again.files.items()} == {k: 0o604 for k in res.files}
+    assert not [p for p in (tmp_path / "a").rglob(".*")]
+
+
 def test_write_pandas_ascd_mode(tmp_path, umask, sim):
     table = read_pandas_ascd(sim.catalog_path)
     umask(0o027)
