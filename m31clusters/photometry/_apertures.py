@@ -95,9 +95,9 @@ def clipped_stats(key, count, sigma=3.0, maxiters=5):
     stopping when nothing changes, the final set being every valid value
     within the last bounds), row by row, vectorised.  The values kept at each
     iteration are a contiguous run of the sorted row, so one sort (in the
-    values' own precision) and float64 prefix sums (of the values minus the
-    row's median) give every iteration's median and moments in O(1), and a
-    binary search its bounds.
+    values' own precision), float64 sums (of the values minus the row's
+    median) over the row and its two trimmed ends give every iteration's
+    median and moments, and a binary search its bounds.
 
     Parameters
     ----------
@@ -119,24 +119,19 @@ def clipped_stats(key, count, sigma=3.0, maxiters=5):
     mid = np.maximum(count - 1, 0) // 2
     shift = key[rows, mid].astype(np.float64)
     shift[count == 0] = 0.0
-    # invalid values (+inf) sort last: prefix sums are only read up to *count*
+    # invalid values (+inf) sort last; zero them so that row totals need no mask
     t = key.astype(np.float64)
     t -= shift[:, None]
-    s1 = np.empty((n, m + 1))
-    s2 = np.empty((n, m + 1))
-    s1[:, 0] = 0
-    s2[:, 0] = 0
-    np.cumsum(t, axis=1, out=s1[:, 1:])
-    np.multiply(t, t, out=t)
-    np.cumsum(t, axis=1, out=s2[:, 1:])
-    del t
+    np.copyto(t, 0.0, where=np.arange(m)[None, :] >= count[:, None])
+    sums = _RunSums(t, count)
     last = m - 1
 
     def stats(lo, hi):
         k = hi - lo
         kk = np.maximum(k, 1)
-        mean = (s1[rows, hi] - s1[rows, lo]) / kk
-        var = (s2[rows, hi] - s2[rows, lo]) / kk - mean * mean
+        s1, s2 = sums(lo, hi)
+        mean = s1 / kk
+        var = s2 / kk - mean * mean
         return mean, np.sqrt(np.maximum(var, 0.0)), k
 
     lo = np.zeros(n, dtype=np.intp)
@@ -166,6 +161,52 @@ def clipped_stats(key, count, sigma=3.0, maxiters=5):
     mean[empty] = np.nan
     std[empty] = np.nan
     return mean, std, k
+
+
+class _RunSums:
+    """
+    Sums of ``t`` and ``t**2`` over ``[lo, hi)`` of each row of a row-sorted
+    block whose entries from *count* on are zero: the row total minus a
+    prefix (below *lo*) and a suffix (from *hi* to *count*).  Clipping trims
+    short runs at the two ends of each row, so only those ends are
+    accumulated (windows doubled when a run outgrows them), not whole rows.
+    """
+
+    def __init__(self, t, count):
+        self.t = t
+        self.count = np.asarray(count, dtype=np.intp)
+        n, self.m = t.shape
+        self.rows = np.arange(n)
+        self.total1 = t.sum(axis=1)
+        self.total2 = np.einsum("ij,ij->i", t, t)
+        self.p = self.q = None
+        self.width_p = self.width_q = -1
+
+    @staticmethod
+    def _cumulated(v):
+        n, w = v.shape
+        c1 = np.zeros((n, w + 1))
+        c2 = np.zeros((n, w + 1))
+        np.cumsum(v, axis=1, out=c1[:, 1:])
+        np.cumsum(v * v, axis=1, out=c2[:, 1:])
+        return c1, c2
+
+    def __call__(self, lo, hi):
+        need_p = int(lo.max(initial=0))
+        need_q = int((self.count - hi).max(initial=0))
+        if need_p > self.width_p:
+            self.width_p = min(max(2 * need_p, 16), self.m)
+            self.p = self._cumulated(self.t[:, :self.width_p])
+        if need_q > self.width_q:
+            self.width_q = min(max(2 * need_q, self.m // 4), self.m)
+            idx = self.count[:, None] - 1 - np.arange(self.width_q)[None, :]
+            v = np.take_along_axis(self.t, np.maximum(idx, 0), axis=1)
+            v[idx < 0] = 0.0
+            self.q = self._cumulated(v)
+        r, tail = self.rows, self.count - hi
+        s1 = self.total1 - self.p[0][r, lo] - self.q[0][r, tail]
+        s2 = self.total2 - self.p[1][r, lo] - self.q[1][r, tail]
+        return s1, s2
 
 
 def _search_rows(key, bound, count, strict):
