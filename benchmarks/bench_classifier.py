@@ -16,8 +16,9 @@ Measures, in one run:
    stamps, tested on a sample at a survey-like base rate (``--base-rate``,
    negatives kept, clusters subsampled): expected calibration error and
    purity/recall of the raw network at its F1 threshold chosen on balanced
-   validation stamps, against ``calibrate(base_rate=...)`` +
-   ``select_threshold(base_rate=...)``, and the time ``calibrate`` takes.
+   validation stamps, against ``calibrate(base_rate=...)`` (prior shift only,
+   temperature, Platt) + ``select_threshold(base_rate=...)``, and the time
+   ``calibrate`` takes.
 
 Run by hand::
 
@@ -172,13 +173,23 @@ def calibration(base_rate, n_train, epochs, seed=0):
     p = clf.predict_proba(test)
     m = clf.evaluate(test, y_test)
     rows.append(("raw network, F1 threshold on balanced validation", p, m))
+    clf.select_threshold(val, t_val["label"], base_rate=base_rate)
+    rows.append((f"raw network, F1 threshold at {base_rate:g}", p, clf.evaluate(test, y_test)))
+    clf.calibrate(val, t_val["label"], base_rate=base_rate, method="prior")
+    clf.select_threshold(val, t_val["label"], base_rate=base_rate)
+    rows.append((f"prior shift only (T = 1) + threshold at {base_rate:g}",
+                 clf.predict_proba(test), clf.evaluate(test, y_test)))
     t0 = time.perf_counter()
     cal = clf.calibrate(val, t_val["label"], base_rate=base_rate)
     cal_s = time.perf_counter() - t0
     clf.select_threshold(val, t_val["label"], base_rate=base_rate)
     p = clf.predict_proba(test)
     m = clf.evaluate(test, y_test)
-    rows.append((f"calibrate + select_threshold(base_rate={base_rate:g})", p, m))
+    rows.append((f"temperature + prior shift + threshold at {base_rate:g}", p, m))
+    clf.calibrate(val, t_val["label"], base_rate=base_rate, method="platt")
+    clf.select_threshold(val, t_val["label"], base_rate=base_rate)
+    rows.append((f"Platt (T and bias) + prior shift + threshold at {base_rate:g}",
+                 clf.predict_proba(test), clf.evaluate(test, y_test)))
     print(f"calibrate: T = {cal['temperature']:.3f}, validation NLL {cal['nll_before']:.4f} -> "
           f"{cal['nll_after']:.4f}, {cal_s:.2f} s for {cal['n']} stamps (one forward pass)")
     for name, prob, met in rows:

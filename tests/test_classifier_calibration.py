@@ -258,8 +258,8 @@ def test_bad_calibration_inputs(clf):
         clf.calibrate(stamps, y, base_rate=1.5, training_prior=0.5)
     with pytest.raises(ValueError, match="base_rate must be > 0"):
         clf.calibrate(stamps, y, base_rate=0.0, training_prior=0.5)
-    with pytest.raises(ValueError, match="unknown calibration method 'platt'"):
-        clf.calibrate(stamps, y, method="platt", training_prior=0.5)
+    with pytest.raises(ValueError, match="unknown calibration method .isotonic."):
+        clf.calibrate(stamps, y, method="isotonic", training_prior=0.5)
     with pytest.raises(ValueError, match="base_rate must be a number"):
         clf.select_threshold(stamps, y, base_rate="rare")
     with pytest.raises(ValueError, match=r"prob\[1\] = 1.5"):
@@ -269,3 +269,31 @@ def test_bad_calibration_inputs(clf):
     with pytest.raises(ValueError, match="entries but there are"):
         expected_calibration_error([0.5, 0.2], [1])
     assert clf.calibration is None  # nothing was stored by the failed calls
+
+
+def test_platt_against_scipy(clf):
+    """method='platt': slope and bias minimise the validation NLL (scipy, two parameters)."""
+    from scipy.optimize import minimize
+
+    stamps, y = synthetic(n=4000, seed=11)
+    p0 = clf.predict_proba(stamps)
+    shifted = logit_stamps(np.log(p0) - np.log1p(-p0) - 1.5)  # biased towards "not a cluster"
+    p = clf.predict_proba(shifted)
+    z = np.log(p) - np.log1p(-p)
+    c = np.log(y.mean() / (1 - y.mean()))
+
+    def nll(theta):
+        q = expit(theta[0] * z + theta[1] + c)
+        return -np.mean(y * np.log(q) + (1 - y) * np.log(1 - q))
+
+    ref = minimize(nll, [1.0, 0.0], method="Nelder-Mead",
+                   options={"xatol": 1e-10, "fatol": 1e-14, "maxiter": 20000}).x
+    cal = clf.calibrate(shifted, y, method="platt", training_prior=0.5)
+    assert 1 / cal["temperature"] == pytest.approx(ref[0], rel=1e-5)
+    assert cal["bias"] == pytest.approx(ref[1], rel=1e-5, abs=1e-7)
+    assert cal["bias"] == pytest.approx(1.5 / cal["temperature"], rel=0.1)  # shift undone
+    np.testing.assert_allclose(clf.predict_proba(shifted), expit(ref[0] * z + ref[1]),
+                               rtol=1e-4)
+    # temperature alone cannot undo a shift: Platt's likelihood is better
+    t_only = clf.calibrate(shifted, y, training_prior=0.5)
+    assert cal["nll_after"] < t_only["nll_after"]

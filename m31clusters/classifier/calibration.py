@@ -21,7 +21,10 @@ sources the survey classifies.  The first term is the network's log
 likelihood ratio, rescaled by ``1 / T``; adding :math:`{\\rm logit}\\,\\pi` is
 Bayes' rule at the new prior (the prior-shift correction of Saerens et al.
 2002).  The temperature is fitted at the validation set's own class ratio,
-so it does not depend on which ratio the validation stamps have.
+so it does not depend on which ratio the validation stamps have.  With
+``method="platt"`` a bias ``b`` is fitted too and added to the log-odds (Platt
+1999), for a network whose scores are shifted as well as over- or
+under-confident.
 
 This module also gives the measures: `expected_calibration_error` and the
 reliability diagram `plot_reliability`.
@@ -40,7 +43,7 @@ __all__ = ["expected_calibration_error", "plot_reliability"]
 #: sigmoids saturate to exactly 0 or 1).
 _EPS = 1e-7
 
-_METHODS = ("temperature", "prior")
+_METHODS = ("temperature", "platt", "prior")
 
 
 def _logit(p):
@@ -104,12 +107,57 @@ def _fit_temperature(scores, labels, offset):
     return 1.0 / beta
 
 
+def _fit_platt(scores, labels, offset):
+    """
+    Slope ``1 / T`` and bias ``b`` minimising the mean negative log-likelihood
+    of *labels* under ``sigmoid(scores / T + b + offset)`` (Platt 1999):
+    Newton's method (logistic regression with an offset), step halving.
+    """
+    a = np.asarray(scores, dtype=float)
+    y = np.asarray(labels, dtype=float)
+    x = np.stack([a, np.ones_like(a)], axis=1)
+
+    def nll(theta):
+        z = x @ theta + offset
+        return float(np.mean(np.logaddexp(0.0, z) - y * z))
+
+    theta = np.array([1.0, 0.0])
+    loss = nll(theta)
+    for _ in range(100):
+        s = _sigmoid(x @ theta + offset)
+        grad = x.T @ (s - y) / y.size
+        hess = (x * (s * (1.0 - s))[:, None]).T @ x / y.size
+        try:
+            step = np.linalg.solve(hess + 1e-12 * np.eye(2), grad)
+        except np.linalg.LinAlgError:
+            step = grad
+        while True:
+            new = theta - step
+            if nll(new) <= loss:
+                break
+            step = step / 2.0
+            if np.abs(step).max() < 1e-15:
+                new = theta
+                break
+        converged = np.abs(new - theta).max() <= 1e-12 * max(1.0, np.abs(theta).max())
+        theta, loss = new, nll(new)
+        if converged:
+            break
+    if not theta[0] > 0:
+        raise ValueError(
+            "the validation scores do not separate clusters from non-clusters better than "
+            "chance (the fitted slope is not positive); train further or use method='prior'"
+        )
+    return 1.0 / float(theta[0]), float(theta[1])
+
+
 def _apply(p, calibration):
     """Calibrated probabilities of the network's *p* (NaN stays NaN)."""
     p = np.asarray(p, dtype=float)
     if calibration is None:
         return p
-    z = (_logit(p) - _logit(calibration["training_prior"])) / calibration["temperature"]
+    z = ((_logit(p) - _logit(calibration["training_prior"])) / calibration["temperature"]
+         + calibration.get("bias", 0.0))
     target = calibration["base_rate"]
     if target is None:
         target = calibration["training_prior"]
@@ -125,7 +173,7 @@ def _invert(q, calibration):
     target = calibration["base_rate"]
     if target is None:
         target = calibration["training_prior"]
-    z = (_logit(q) - _logit(target)) * calibration["temperature"]
+    z = (_logit(q) - _logit(target) - calibration.get("bias", 0.0)) * calibration["temperature"]
     out = _sigmoid(z + _logit(calibration["training_prior"]))
     return np.where(q <= 0, 0.0, np.where(q >= 1, 1.0, out))
 
@@ -163,9 +211,11 @@ def calibrate(self, cutouts, labels, *, base_rate=None, method="temperature",
         The fraction of clusters among the sources the survey classifies
         (those passing the catalogue cuts), in (0, 1).  Default: no prior
         shift (probabilities at the training class ratio).
-    method : ``"temperature"`` or ``"prior"``, optional
-        ``"temperature"`` fits ``T``; ``"prior"`` keeps ``T = 1`` and only
-        shifts the prior.
+    method : ``"temperature"``, ``"platt"`` or ``"prior"``, optional
+        ``"temperature"`` fits ``T``; ``"platt"`` fits ``T`` and a bias ``b``
+        added to the log-odds (Platt scaling, for a network whose scores are
+        shifted as well as over- or under-confident); ``"prior"`` keeps
+        ``T = 1`` and only shifts the prior.
     training_prior : float, optional
         The fraction of clusters in the training loss.  Default: the one
         recorded by `fit` (0.5 with ``class_weight="balanced"``); it must be
@@ -178,10 +228,11 @@ def calibrate(self, cutouts, labels, *, base_rate=None, method="temperature",
     -------
     calibration : dict
         Also stored in ``self.calibration``: ``method``, ``temperature``,
-        ``training_prior``, ``base_rate``, ``validation_prior`` (the
-        validation fraction of clusters), ``n`` (stamps used), and the
-        validation negative log-likelihood ``nll_before`` and ``nll_after``
-        the temperature (both at the validation prior).
+        ``bias`` (0 but for ``"platt"``), ``training_prior``, ``base_rate``,
+        ``validation_prior`` (the validation fraction of clusters), ``n``
+        (stamps used), and the validation negative log-likelihood
+        ``nll_before`` and ``nll_after`` the fit (both at the validation
+        prior).
 
     Raises
     ------
@@ -206,7 +257,9 @@ def calibrate(self, cutouts, labels, *, base_rate=None, method="temperature",
     True
     """
     if method not in _METHODS:
-        raise ValueError(f"unknown calibration method {method!r}; use 'temperature' or 'prior'")
+        raise ValueError(
+            f"unknown calibration method {method!r}; use 'temperature', 'platt' or 'prior'"
+        )
     if base_rate is not None:
         base_rate = _check_rate(base_rate, "base_rate")
     if training_prior is None:
@@ -231,21 +284,28 @@ def calibrate(self, cutouts, labels, *, base_rate=None, method="temperature",
     validation_prior = n_pos / y.size
     a = _logit(p) - _logit(training_prior)
     offset = float(_logit(validation_prior))
-    temperature = _fit_temperature(a, y, offset) if method == "temperature" else 1.0
+    bias = 0.0
+    if method == "temperature":
+        temperature = _fit_temperature(a, y, offset)
+    elif method == "platt":
+        temperature, bias = _fit_platt(a, y, offset)
+    else:
+        temperature = 1.0
 
-    def nll(t):
-        z = a / t + offset
+    def nll(t, b=0.0):
+        z = a / t + b + offset
         return float(np.mean(np.logaddexp(0.0, z) - y * z))
 
     calibration = {
         "method": method,
         "temperature": float(temperature),
+        "bias": float(bias),
         "training_prior": float(training_prior),
         "base_rate": base_rate,
         "validation_prior": float(validation_prior),
         "n": int(y.size),
         "nll_before": nll(1.0),
-        "nll_after": nll(temperature),
+        "nll_after": nll(temperature, bias),
     }
     self.threshold = _map_threshold(self.threshold, self.calibration, calibration)
     self.calibration = calibration
@@ -267,7 +327,10 @@ def _check_calibration_dict(cal):
             continue
         if isinstance(v, bool) or not isinstance(v, int | float) or not 0 < v < 1:
             raise ValueError(f"{key} {v!r} is not a fraction in (0, 1)")
-    return {k: cal[k] for k in ("method", "temperature", "training_prior", "base_rate",
+    b = cal.get("bias", 0.0)
+    if isinstance(b, bool) or not isinstance(b, int | float) or not math.isfinite(b):
+        raise ValueError(f"bias {b!r} is not a finite number")
+    return {k: cal[k] for k in ("method", "temperature", "bias", "training_prior", "base_rate",
                                 "validation_prior", "n", "nll_before", "nll_after") if k in cal}
 
 
