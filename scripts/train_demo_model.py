@@ -86,6 +86,8 @@ def main(argv=None):
     p.add_argument("--size", type=int, default=32)
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--hard-epochs", type=int, default=15)
+    p.add_argument("--hard-factor", type=float, default=4.0,
+                   help="how much more often the hard examples are drawn in round 2")
     p.add_argument("--base-rate", type=float, required=True,
                    help="clusters per g < 21 source the search classifies")
     p.add_argument("--seed", type=int, default=2025)
@@ -113,7 +115,8 @@ def main(argv=None):
     print({k: v for k, v in ts.table.meta.items() if k.startswith("n_")})
     t1 = time.perf_counter()
     clf, info = train_classifier(ts, classifier=clf, epochs=args.epochs,
-                                 hard_epochs=args.hard_epochs, base_rate=args.base_rate,
+                                 hard_epochs=args.hard_epochs, hard_factor=args.hard_factor,
+                                 base_rate=args.base_rate,
                                  seed=args.seed, progress=True)
     print(f"stage 2 (recipe) in {time.perf_counter() - t1:.0f} s: {info}")
     print(f"threshold {clf.threshold:.4f}")
