@@ -29,7 +29,9 @@ def test_save_load_roundtrip(trained, data, tmp_path):
     trained.save(path)
     with pytest.raises(FileExistsError):
         trained.save(path)
-    trained.save(path, overwrite=True)
+    assert trained.save(path, overwrite=True) == Path(path)
+    with pytest.raises(TypeError):
+        trained.save(path, True)  # overwrite is keyword-only
     with zipfile.ZipFile(path) as zf:
         meta = json.loads(zf.read("metadata.json"))
     assert meta["architecture"] == "simple" and meta["bands"] == ["g", "i"]

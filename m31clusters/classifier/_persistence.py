@@ -230,7 +230,7 @@ def _metadata(self):
         }
     )
 
-def save(self, path, overwrite=False):
+def save(self, path, *, overwrite=False):
     """
     Save the network and its metadata to one file (written atomically).
 
@@ -246,7 +246,12 @@ def save(self, path, overwrite=False):
     path : str or path-like
         Output file (e.g. ``"classifier.zip"``).
     overwrite : bool, optional
-        Replace an existing file.
+        Replace an existing file (keeping its permission bits).
+
+    Returns
+    -------
+    `~pathlib.Path`
+        The file written.
 
     Raises
     ------
@@ -264,7 +269,8 @@ def save(self, path, overwrite=False):
     >>> clf = ClusterClassifier("simple", input_shape=(16, 16, 2), seed=0)
     >>> import os, tempfile
     >>> path = os.path.join(tempfile.mkdtemp(), "classifier.zip")
-    >>> clf.save(path)
+    >>> clf.save(path).name
+    'classifier.zip'
     >>> again = ClusterClassifier.load(path)
     >>> bool(np.allclose(again.predict_proba(stamps), clf.predict_proba(stamps), atol=1e-6))
     True
@@ -280,6 +286,7 @@ def save(self, path, overwrite=False):
             with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as zf:
                 zf.writestr(_META_MEMBER, meta)
                 zf.write(model_file, _MODEL_MEMBER)
+    return Path(path)
 
 @classmethod
 def load(cls, path, distribution="auto"):
