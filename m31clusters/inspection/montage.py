@@ -160,7 +160,7 @@ def composite(blue, red):
     return np.clip(rgb, 0.0, 1.0)
 
 
-def inspection_montage(cutout, ids=None, scores=None, ncols=4, stretch="asinh",
+def inspection_montage(cutout, ids=None, *, scores=None, ncols=4, stretch="asinh",
                        bands=("g", "i"), percentile=99.5, max_candidates=100, path=None,
                        overwrite=False, dpi=100):
     """
