@@ -127,12 +127,12 @@ def field(out, fld, seed, n_ccds, ccd, clusters=None, detect=True):
 
 
 def base_rate(out, n_ccds, ccd, mag_limit=21.0):
-    """Clusters per g < 21 catalogue source on the RATE_FIELDS (scene population)."""
+    """Clusters per g < 21 catalogue source on the RATE_FIELDS (scene population, in out/rate)."""
     from m31clusters.io.pandas_ascd import read_pandas_ascd
 
     n_cl = n_src = 0
     for fld, seed in RATE_FIELDS:
-        _, truth, _, d = field(out, fld, seed, n_ccds, ccd, detect=False)
+        _, truth, _, d = field(Path(out) / "rate", fld, seed, n_ccds, ccd, detect=False)
         cat = read_pandas_ascd(d / f"m{fld:03d}p.ascd")
         n_src += int(np.sum(np.asarray(cat["g"]) < mag_limit))
         t = truth[truth["on_ccd"] & (truth["kind"] == "cluster")]
@@ -287,6 +287,7 @@ def main(argv=None):
     p.add_argument("--ccd", type=int, default=1024, help="side of the simulated CCDs")
     p.add_argument("--train-ccds", type=int, default=10)
     p.add_argument("--test-ccds", type=int, default=3)
+    p.add_argument("--rate-ccds", type=int, default=9, help="CCDs per base-rate field")
     p.add_argument("--mag-limit", type=float, default=21.0)
     p.add_argument("--architecture", default="wang2022")
     p.add_argument("--init", help="start from this saved classifier")
@@ -316,14 +317,14 @@ def main(argv=None):
         if args.prepare_only in ("all", "test"):
             for fld, seed, n in TEST_FIELDS:
                 field(args.out, fld, seed, n or args.test_ccds, args.ccd)
-        print("base rate %.4f (%d clusters / %d sources)" % base_rate(args.out, args.test_ccds,
+        print("base rate %.4f (%d clusters / %d sources)" % base_rate(args.out, args.rate_ccds,
                                                                      args.ccd))
         return 0
     results = {}
     if args.demo_only:
         clf = args.model
     else:
-        rate, n_cl, n_src = base_rate(args.out, args.test_ccds, args.ccd, args.mag_limit)
+        rate, n_cl, n_src = base_rate(args.out, args.rate_ccds, args.ccd, args.mag_limit)
         print(f"base rate (clusters per g < {args.mag_limit:g} source, {len(RATE_FIELDS)} "
               f"fields): {rate:.4f} ({n_cl} / {n_src})")
         if args.model:

@@ -84,6 +84,8 @@ def main(argv=None):
     p.add_argument("--n-ccds", type=int, default=10)
     p.add_argument("--ccd", type=int, default=1024, help="side of the simulated CCDs")
     p.add_argument("--size", type=int, default=32)
+    p.add_argument("--mag-limit", type=float, default=21.0,
+                   help="training sources brighter than this (g)")
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--hard-epochs", type=int, default=15)
     p.add_argument("--hard-factor", type=float, default=4.0,
@@ -109,7 +111,8 @@ def main(argv=None):
     phat = load_phat_clusters()
     images, sources = training_field(args.work, args.n_ccds, args.ccd, phat)
     ts = build_training_set(images, sources, phat, footprint=in_phat_footprint,
-                            size=clf.input_shape[:2], splits=(0.7, 0.3, 0.0),
+                            mag_limit=args.mag_limit, size=clf.input_shape[:2],
+                            splits=(0.7, 0.3, 0.0),
                             tile_size=1 * u.arcmin, seed=FIELD_SEED)
     print(ts.counts())
     print({k: v for k, v in ts.table.meta.items() if k.startswith("n_")})
