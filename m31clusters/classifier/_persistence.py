@@ -23,7 +23,13 @@ import numpy as np
 from ..exceptions import CorruptFileError
 from ..models import ARCHITECTURES, small_input_conv2d
 from ..utils._io import atomic_path
-from ._common import _default_distribution, _keras, _normalization_kwargs, _to_builtin
+from ._common import (
+    _default_distribution,
+    _keras,
+    _normalization_kwargs,
+    _safe_mode_scope,
+    _to_builtin,
+)
 from .calibration import _check_calibration_dict
 
 __all__ = []
@@ -35,17 +41,6 @@ _FORMAT_VERSION = 2
 _READABLE_FORMAT_VERSIONS = (1, 2)
 _MODEL_MEMBER = "model.keras"
 _META_MEMBER = "metadata.json"
-
-def _safe_mode_scope():
-    """
-    Keras' own safe-mode scope: inside it, deserialisation refuses to run code
-    (``Lambda`` layers, arbitrary functions) whatever the session's global
-    setting (``keras.config.enable_unsafe_deserialization()`` included).
-    """
-    from keras.src.saving.serialization_lib import SafeModeScope
-
-    return SafeModeScope(True)
-
 
 _THRESHOLD_METRICS = ("f1", "accuracy", "youden", "balanced_accuracy")
 
