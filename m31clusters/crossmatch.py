@@ -22,7 +22,7 @@ from scipy.spatial import cKDTree
 
 from .catalog import Catalog
 from .utils._sphere import unit_vectors
-from .utils._tables import table_skycoord
+from .utils._tables import table_skycoord, text_values
 from .utils._validation import as_quantity
 
 __all__ = ["match", "deduplicate", "match_literature", "LITERATURE_SOURCES"]
@@ -80,8 +80,7 @@ def _is_blank(col):
     values = np.ma.asarray(col)
     if values.dtype.kind not in "US":
         return False
-    filled = np.ma.filled(values.astype(str), "")
-    return bool(np.all(np.char.strip(filled) == ""))
+    return bool(np.all(text_values(values) == ""))
 
 
 def _names(reference, name_column):
@@ -90,12 +89,7 @@ def _names(reference, name_column):
             f"reference has no name column {name_column!r} (columns: {reference.colnames}); "
             f"pass name_column= one of them"
         )
-    col = reference[name_column]
-    if np.ma.is_masked(col):
-        names = np.ma.filled(np.ma.asarray(col).astype(str), "")
-    else:
-        names = np.asarray(col).astype(str)
-    return np.char.strip(names)
+    return text_values(reference[name_column])
 
 
 def match(catalog, reference, radius=1 * u.arcsec, name_column="name", into=None,
@@ -372,7 +366,7 @@ def _group_fields(col, labels, kept):
     """Comma-separated sorted distinct field ids of each kept row's group."""
     masked = np.ma.asarray(getattr(col, "value", col))
     if masked.dtype.kind in "US":
-        values = np.char.strip(np.ma.filled(masked.astype(str), ""))
+        values = text_values(masked)
         missing = ""
     else:
         data = np.ma.getdata(masked)

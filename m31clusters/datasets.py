@@ -22,7 +22,7 @@ from astropy.units import UnitsWarning
 
 from .catalog import Catalog
 from .exceptions import CorruptFileError
-from .utils._tables import SEXAGESIMAL_LABELS, position_columns, table_skycoord
+from .utils._tables import SEXAGESIMAL_LABELS, position_columns, table_skycoord, text_values
 
 __all__ = [
     "load_rbc_v5",
@@ -49,14 +49,6 @@ def _finish(table, names, coords, drop=()):
     table.add_column(names, name="name", index=0)
     table["name"].description = "object name"
     return Catalog(table, copy=False)
-
-
-def _clean_names(col):
-    if np.ma.is_masked(col):
-        values = np.ma.filled(np.ma.asarray(col).astype(str), "")
-    else:
-        values = np.asarray(col).astype(str)
-    return np.char.strip(values)
 
 
 def load_rbc_v5():
@@ -89,7 +81,7 @@ def load_rbc_v5():
     coords = SkyCoord(table["ra_deg"], table["dec_deg"], unit="deg", frame="icrs")
     table["vmag"].unit = u.mag
     table["vmag"].description = "V magnitude"
-    names = _clean_names(table["name"])
+    names = text_values(table["name"])
     return _finish(table, names, coords, drop=("ra_deg", "dec_deg", "name"))
 
 
@@ -147,7 +139,7 @@ def load_caldwell2011(table="all"):
             readme=os.path.join(path, "ReadMe"),
         )
     coords = table_skycoord(data)
-    names = _clean_names(data["Name"])
+    names = text_values(data["Name"])
     return _finish(data, names, coords, drop=[*SEXAGESIMAL_LABELS, "Name"])
 
 
@@ -225,11 +217,9 @@ def load_phat_clusters(mag_limit=None):
     for name in ("AltID", "l_F275W", "l_F336W", "l_F475W", "l_F814W", "l_F110W",
                  "l_F160W", "f_APID"):
         if name in clusters.colnames:
-            col = clusters[name]
-            values = np.char.strip(np.ma.filled(np.ma.asarray(col).astype(str), ""))
-            clusters[name] = values
+            clusters[name] = text_values(clusters[name])
     ages["APID"] = ages["APID"].astype(clusters["APID"].dtype)
-    ages["RegID"] = np.char.strip(np.asarray(ages["RegID"]).astype(str))
+    ages["RegID"] = text_values(ages["RegID"])
     for name in ("logAge", "b_logAge", "B_logAge"):
         ages[name].unit = None
         ages[name].description = "log10 of the age in yr" + (
@@ -590,7 +580,7 @@ def read_catalog(path, name_column="name", format=None, readme=None):
         coords = table_skycoord(table)
     except (KeyError, ValueError) as exc:
         raise type(exc)(f"{str(path)!r}: {exc.args[0]}") from None
-    names = _clean_names(table[name_column])
+    names = text_values(table[name_column])
     drop = [name_column] + position_columns(table)[1]
     if "name" in table.colnames and name_column != "name":
         raise ValueError(

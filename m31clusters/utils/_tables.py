@@ -4,7 +4,8 @@ Where the positions of a table's rows are, and the positions themselves.
 One rule for the whole package (catalog, the CDS reader and writer,
 crossmatch, datasets, survey): a `~astropy.coordinates.SkyCoord` column,
 else an RA/Dec pair in degrees (`RA_DEC_NAMES`), else the CDS sexagesimal
-columns (`SEXAGESIMAL_LABELS`).
+columns (`SEXAGESIMAL_LABELS`).  Also the one way a text column is read
+(`text_values`: stripped strings, masked entries empty).
 """
 
 import numpy as np
@@ -19,6 +20,7 @@ __all__ = [
     "position_columns",
     "sexagesimal_degrees",
     "table_skycoord",
+    "text_values",
 ]
 
 #: Column-name pairs recognised as RA/Dec in degrees, in order of preference.
@@ -107,6 +109,29 @@ def sexagesimal_degrees(table):
         sign = np.ma.filled(np.ma.asarray(table["DE-"]).astype(str), "+")
         dec = np.where(np.char.strip(sign) == "-", -dec, dec)
     return ra, dec
+
+
+def text_values(col):
+    """
+    The entries of a column as stripped strings; masked entries are ``""``.
+
+    Parameters
+    ----------
+    col : `~astropy.table.Column`, `~numpy.ma.MaskedArray` or array-like
+        Any column (numbers are converted with ``str``).
+
+    Returns
+    -------
+    values : `~numpy.ndarray` of str
+
+    Examples
+    --------
+    >>> from astropy.table import MaskedColumn
+    >>> from m31clusters.utils._tables import text_values
+    >>> text_values(MaskedColumn([" B001 ", "X", "G2"], mask=[False, True, False])).tolist()
+    ['B001', '', 'G2']
+    """
+    return np.char.strip(np.ma.filled(np.ma.asarray(col).astype(str), ""))
 
 
 def table_skycoord(table, column=None):

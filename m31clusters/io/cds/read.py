@@ -26,7 +26,7 @@ from astropy.io.ascii import InconsistentTableError
 
 from ...catalog import Catalog
 from ...exceptions import CDSFormatError, CorruptFileError, M31ClustersWarning
-from ...utils._tables import SEXAGESIMAL_LABELS, sexagesimal_degrees
+from ...utils._tables import SEXAGESIMAL_LABELS, sexagesimal_degrees, text_values
 
 __all__ = ["read_cds", "parse_readme"]
 
@@ -514,7 +514,7 @@ def _rebuild_coord(cat, names, formats, notes, path):
         return
     plus = " "
     if "DE-" in cat.colnames:
-        signs = np.char.strip(np.ma.filled(np.ma.asarray(cat["DE-"]).astype(str), ""))
+        signs = text_values(cat["DE-"])
         if np.any(signs == "+"):
             plus = "+"
     text = " ".join(str(cat[c].info.description or "") for c in ("RAh", "DEd")).upper()
