@@ -92,7 +92,7 @@ def _names(reference, name_column):
     return text_values(reference[name_column])
 
 
-def match(catalog, reference, radius=1 * u.arcsec, name_column="name", into=None,
+def match(catalog, reference, radius=1 * u.arcsec, *, name_column="name", into=None,
           all_matches=False):
     """
     Add to *catalog* the name of the nearest *reference* object within *radius*.
@@ -256,7 +256,7 @@ def _parse_keep(keep, catalog):
     return how, np.where(np.isnan(key), np.inf, key)
 
 
-def deduplicate(catalog, radius=1 * u.arcsec, keep="max:Conf", field_column=None):
+def deduplicate(catalog, radius=1 * u.arcsec, *, keep="max:Conf", field_column=None):
     """
     Merge detections of the same source (friends-of-friends within *radius*).
 

@@ -497,7 +497,7 @@ _FORMATS = {
 }
 
 
-def read_catalog(path, name_column="name", format=None, readme=None):
+def read_catalog(path, name_column="name", *, format=None, readme=None):
     """
     Read a user catalogue (CSV, ECSV, FITS, VOTable or CDS) for matching.
 

@@ -290,7 +290,7 @@ def test_star_counts_rise_towards_m31_centre(tmp_path):
     from m31clusters.geometry import pandas_fields
 
     fields = pandas_fields()
-    ids = fields["PAndAS" if "PAndAS" in fields.colnames else "field"]
+    ids = fields["PAndAS"]
     radii, counts, n_on, n_bright = [], [], [], []
     for offset in (0.5, 1.5, 2.5):
         field = _field_at(offset)

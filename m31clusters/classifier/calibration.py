@@ -396,7 +396,7 @@ def expected_calibration_error(prob, labels, n_bins=10):
     return float(np.sum(count[used] * np.abs(frac[used] - mean_p[used])) / p.size)
 
 
-def plot_reliability(prob, labels, ax=None, n_bins=10, **kwargs):
+def plot_reliability(prob, labels, ax=None, *, n_bins=10, **kwargs):
     """
     Reliability diagram: fraction of clusters against mean probability per bin.
 

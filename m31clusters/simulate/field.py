@@ -217,7 +217,7 @@ def _resolve_field(field):
         field = int(text[1:])
     if isinstance(field, bool) or not isinstance(field, (int, np.integer)):
         raise TypeError(f"field must be an int or a name like 'm211', got {field!r}")
-    ids = fields["PAndAS" if "PAndAS" in fields.colnames else "field"]
+    ids = fields["PAndAS"]
     sel = ids == int(field)
     if not sel.any():
         raise ValueError(

@@ -163,7 +163,7 @@ class Instrument:
         """Half-size (pixels) of the box used for point sources (``ceil(4.5 FWHM)``)."""
         return psf_box_radius(fwhm_pix)
 
-    def psf_image(self, band, fwhm=None, beta=None, offset=(0.0, 0.0)):
+    def psf_image(self, band, *, fwhm=None, beta=None, offset=(0.0, 0.0)):
         """
         Pixel-integrated PSF image (unit total flux before truncation).
 
@@ -191,7 +191,7 @@ class Instrument:
         return render_point_box(fwhm_pix, beta, radius, offset[0], offset[1])
 
     # -- depth -------------------------------------------------------------
-    def depth(self, band, snr=10.0, fwhm=None, sky=None):
+    def depth(self, band, snr=10.0, *, fwhm=None, sky=None):
         """
         Point-source AB magnitude detected at *snr* by PSF-weighted photometry.
 
