@@ -183,8 +183,15 @@ def _from_ascd(path, field_number, pairs, images):
     return out[ccd >= 0]
 
 
-def _detect(images, pairs, max_radius, nsigma, aperture, timings, progress):
-    """Detect on each CCD of the i stack, cut by radius, measure g and i there."""
+def _detect(images, pairs, max_radius, nsigma, aperture, timings, progress, mag_limit):
+    """
+    Detect on each CCD of the i stack, cut by radius, measure g and i there.
+
+    Only segments that can hold a source brighter than ``i = mag_limit + 0.5``
+    are deblended (`~m31clusters.photometry.detect_sources`' *deblend_limit*):
+    that covers every source with ``g < mag_limit`` and ``g - i > -0.5``, and
+    halves the cost of detection on a crowded disc CCD.
+    """
     from astropy.io import fits
 
     from ..geometry import projected_radius
@@ -196,7 +203,8 @@ def _detect(images, pairs, max_radius, nsigma, aperture, timings, progress):
             t = time.perf_counter()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", NoDetectionsWarning)
-                found = detect_sources(hi[pair.ext["i"]], nsigma=nsigma)
+                found = detect_sources(hi[pair.ext["i"]], nsigma=nsigma,
+                                       deblend_limit=(mag_limit + 0.5) * u.mag)
             timings["detect"] += time.perf_counter() - t
             t = time.perf_counter()
             if len(found):
@@ -244,9 +252,10 @@ def search_field(images, catalog=None, *, model=None, threshold=None, mag_limit=
        `~m31clusters.io.pandas_ascd.read_pandas_ascd` (checked against the stacks);
        load the classifier (once per process);
     2. **detect** and **measure** (no catalogue): on each CCD of the i stack
-       `~m31clusters.photometry.detect_sources`, then, for the sources
-       within *max_radius*, `~m31clusters.photometry.measure` in g and i;
-       CCDs wholly beyond *max_radius* are skipped;
+       `~m31clusters.photometry.detect_sources` (deblending only segments
+       that can hold a source with ``i < mag_limit + 0.5``), then, for the
+       sources within *max_radius*, `~m31clusters.photometry.measure` in g
+       and i; CCDs wholly beyond *max_radius* are skipped;
     3. **cut**: keep sources with g < *mag_limit* and projected radius <
        *max_radius*;
     4. **classify**: two-band stamps (`~m31clusters.cutout.Cutout.from_images`)
@@ -335,7 +344,8 @@ def search_field(images, catalog=None, *, model=None, threshold=None, mag_limit=
     timings["read"] += time.perf_counter() - t
 
     if catalog is None:
-        sources = _detect(images, searched, max_radius, nsigma, aperture, timings, progress)
+        sources = _detect(images, searched, max_radius, nsigma, aperture, timings, progress,
+                          mag_limit)
         if sources is None:
             sources = _empty_sources()
     n_sources = len(sources)
