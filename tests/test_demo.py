@@ -17,7 +17,10 @@ def test_shipped_model_loads():
     clf = ClusterClassifier.load(demo_model_path())
     assert clf.bands == ("g", "i")
     assert 0 < clf.threshold < 1
-    assert clf.metrics["f1"] >= 0.8  # test-set metrics recorded by the training script
+    # validation metrics recorded by the training script at the survey's base rate
+    # (scripts/train_demo_model.py; about 1 cluster per 100 sources with g < 21)
+    assert clf.calibration["base_rate"] == clf.metrics["base_rate"] == 0.01
+    assert clf.metrics["roc_auc"] >= 0.9
 
 
 def test_demo_field_within_30kpc():
@@ -102,7 +105,9 @@ def test_demo_zero_candidates_is_a_normal_result(demo, tmp_path):
     assert res.returncode == 0, res.stderr
     assert " 0 candidates" in res.stdout
     sources = ascii.read(out / "sources.ecsv", format="ecsv")
-    assert len(sources) == len(demo.sources) and not np.any(sources["passed_cuts"])
+    # (deblending follows the magnitude limit, so the source list can be shorter than
+    # the default run's; every source is written and none passed the cuts)
+    assert 0 < len(sources) <= len(demo.sources) and not np.any(sources["passed_cuts"])
     cat = Catalog.read_cds(out / "ReadMe", out / "candidates.dat")
     assert len(cat) == 0 and "Conf" in cat.colnames
     assert (out / "candidates.reg").read_text().strip() == ""
