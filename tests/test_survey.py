@@ -221,6 +221,25 @@ def test_file_without_manifest_entry_counts_as_finished(tmp_path):
     assert run.resumed == [1, 3] and run.complete and run.catalog is None
 
 
+def test_leftover_manifest_temporary_is_removed(tmp_path):
+    # A run killed while writing the manifest leaves its temporary file behind.
+    run_survey(_field_table, [1], tmp_path, scheduler="synchronous", progress=False)
+    leftover = tmp_path / f".{MANIFEST_NAME}.abc123.tmp"
+    leftover.write_text("{")
+    run_survey(_field_table, [1], tmp_path, scheduler="synchronous", progress=False)
+    assert not leftover.exists()
+
+
+def test_survey_run_constructor_is_keyword_only_after_two(tmp_path):
+    run_survey(_field_table, [1, 2], tmp_path, scheduler="synchronous", progress=False)
+    records = SurveyRun.load(tmp_path).records
+    with pytest.raises(TypeError):
+        SurveyRun(tmp_path, [1, 2], records)
+    state = SurveyRun(tmp_path, [1, 2], records=records, table_format="fits")
+    assert state.done == [1, 2] and state.complete
+    assert len(state.merge(dedup_radius=None)) == 2
+
+
 def test_overwrite_recomputes_everything(tmp_path):
     run_survey(_field_table, [1, 2], tmp_path, scheduler="synchronous", progress=False)
     calls = []
@@ -564,3 +583,42 @@ def test_search_fields_fills_the_literature_columns(tmp_path, monkeypatch):
     assert res.counts["passed_cuts"] == 3 and res.counts["sources"] == 3
     assert set(res.timings) == {"read", "detect", "measure", "cut", "classify", "write"}
     assert len(loads) == 1  # the model is loaded once per process, not once per field
+
+
+def test_search_field_merges_fragments(tmp_path):
+    """Two pieces of one object 1.2" apart become one candidate (the brighter); a third stays."""
+    from astropy.wcs import WCS
+
+    from m31clusters.io.pandas_ascd import write_pandas_ascd
+    from m31clusters.survey import search_field
+
+    from m31clusters.datasets import load_rbc_v5
+
+    center = load_rbc_v5()[0]["coord"]
+    paths = _tiny_field(tmp_path, 7, center)
+    w = WCS(naxis=2)
+    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    w.wcs.crval = [center.ra.deg, center.dec.deg]
+    w.wcs.crpix = [48.5, 48.5]
+    w.wcs.cdelt = [-0.187 / 3600, 0.187 / 3600]
+    x = np.array([47.5, 47.5 + 1.2 / 0.187, 47.5 + 6.0 / 0.187])
+    y = np.full(3, 47.5)
+    sky = w.pixel_to_world(x, y)
+    g = np.array([18.0, 19.5, 19.0])
+    t = Table({"RA": sky.ra.deg, "Dec": sky.dec.deg, "iccd": [0] * 3, "xg": x + 1, "yg": y + 1,
+               "g": g, "dg": [0.01] * 3, "ig": [1] * 3, "xi": x + 1, "yi": y + 1, "i": g - 1,
+               "di": [0.01] * 3, "ii": [1] * 3, "ia": [0.0] * 3, "field": [7] * 3})
+    write_pandas_ascd(t, paths["catalog"], overwrite=True)
+    images = {"g": paths["g"], "i": paths["i"]}
+    res = search_field(images, paths["catalog"], threshold=0.0, max_radius=300 * u.kpc,
+                       keep_sources=True)
+    assert len(res.candidates) == 2
+    assert sorted(np.asarray(res.candidates["gmag"]).round(1).tolist()) == [18.0, 19.0]
+    assert sorted(res.candidates["n_frag"].tolist()) == [1, 2]
+    assert res.counts["fragments_merged"] == 1
+    assert len(res.stamps) == 2  # the stamps follow the merged candidates
+    every = search_field(images, paths["catalog"], threshold=0.0, max_radius=300 * u.kpc,
+                         fragment_radius=0 * u.arcsec)
+    assert len(every.candidates) == 3 and every.counts["fragments_merged"] == 0
+    with pytest.raises(TypeError, match="fragment_radius"):
+        search_field(images, paths["catalog"], fragment_radius=2.5)

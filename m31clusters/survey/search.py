@@ -26,6 +26,7 @@ from astropy.coordinates import SkyCoord
 from astropy.table import Table, vstack
 
 from ..exceptions import ColumnError, NoDetectionsWarning, OffImageWarning
+from ..fragments import merge_fragments
 from ..utils._progress import progress_bar
 from ..utils._validation import as_quantity
 from ._run import iter_chunks, run_survey
@@ -242,8 +243,8 @@ def _empty_sources():
 
 def search_field(images, catalog=None, *, model=None, threshold=None, mag_limit=21.0,
                  max_radius=30 * u.kpc, min_valid=0.5, field=None, nsigma=5.0,
-                 aperture=1.5 * u.arcsec, chunk_size=2048, keep_sources=False,
-                 progress=False):
+                 aperture=1.5 * u.arcsec, chunk_size=2048,
+                 fragment_radius=2.5 * u.arcsec, keep_sources=False, progress=False):
     """
     Search one field for cluster candidates.
 
@@ -261,7 +262,11 @@ def search_field(images, catalog=None, *, model=None, threshold=None, mag_limit=
     4. **classify**: two-band stamps (`~m31clusters.cutout.Cutout.from_images`)
        and the classifier for those sources only, *chunk_size* at a time;
        candidates have a score >= the threshold and at least *min_valid* of
-       valid pixels in every band.
+       valid pixels in every band;
+    5. **merge fragments**: candidates closer than *fragment_radius* (the
+       deblended pieces of one resolved cluster or galaxy) become one row,
+       the brightest piece, with the number of pieces in ``n_frag``
+       (`~m31clusters.fragments.merge_fragments`).
 
     Parameters
     ----------
@@ -288,6 +293,9 @@ def search_field(images, catalog=None, *, model=None, threshold=None, mag_limit=
         Photometric aperture radius (without catalogue).
     chunk_size : int
         Sources classified at a time (bounds the memory of the stamps).
+    fragment_radius : `~astropy.units.Quantity`
+        Linking length of `~m31clusters.fragments.merge_fragments`; ``0
+        arcsec`` keeps every piece.
     keep_sources : bool
         Also return every source and the candidates' stamps.
     progress : bool
@@ -327,6 +335,9 @@ def search_field(images, catalog=None, *, model=None, threshold=None, mag_limit=
     timings = dict.fromkeys(SEARCH_STAGES, 0.0)
     t = time.perf_counter()
     max_radius = as_quantity(max_radius, u.kpc, "max_radius")
+    fragment_radius = as_quantity(fragment_radius, u.arcsec, "fragment_radius")
+    if not fragment_radius.to_value(u.arcsec) >= 0:
+        raise ValueError(f"fragment_radius must be >= 0 arcsec, got {fragment_radius}")
     if not 0 <= float(min_valid) <= 1:
         raise ValueError(f"min_valid must lie in [0, 1], got {min_valid!r}")
     chunk_size = int(chunk_size)
@@ -396,6 +407,13 @@ def search_field(images, catalog=None, *, model=None, threshold=None, mag_limit=
     cands["Conf"] = conf[is_cand]
     cols = ["coord", "gmag", "e_gmag", "imag", "e_imag", "PAndAS", "Rproj", "Conf", "ccd"]
     cands = cands[cols]
+    cands["_row"] = np.arange(len(cands))
+    if len(cands) and fragment_radius.to_value(u.arcsec) > 0:
+        cands = merge_fragments(cands, radius=fragment_radius, keep="min:gmag")
+    else:
+        cands["n_frag"] = np.ones(len(cands), dtype=int)
+    kept_rows = np.asarray(cands["_row"], dtype=int)
+    cands.remove_column("_row")
     cands.meta["stamp_size"] = None if clf is None else [int(n) for n in clf.input_shape[:2]]
     cands.meta["bands"] = None if clf is None else list(clf.bands)
     result = FieldSearch(
@@ -403,7 +421,9 @@ def search_field(images, catalog=None, *, model=None, threshold=None, mag_limit=
         footprints=[p.footprint for p in searched],
         timings=timings,
         counts={"sources": n_sources, "passed_cuts": int(idx.size),
-                "candidates": len(cands), "ccds": len(searched),
+                "candidates": len(cands),
+                "fragments_merged": int(np.sum(np.asarray(cands["n_frag"]) - 1)),
+                "ccds": len(searched),
                 "ccds_skipped": len(pairs) - len(searched)},
     )
     if keep_sources:
@@ -414,8 +434,9 @@ def search_field(images, catalog=None, *, model=None, threshold=None, mag_limit=
         out["Conf"] = MaskedColumn(conf, mask=~passed | ~np.isfinite(conf))
         result.sources = out
         if kept_stamps:
-            result.stamps = Cutout.concatenate(kept_stamps) if len(kept_stamps) > 1 \
+            stamps = Cutout.concatenate(kept_stamps) if len(kept_stamps) > 1 \
                 else kept_stamps[0]
+            result.stamps = stamps[kept_rows]
     return result
 
 
@@ -532,7 +553,8 @@ def _connect(scheduler, timeout):
 
 def search_fields(fields, out_dir, *, model=None, threshold=None, mag_limit=21.0,
                   max_radius=30 * u.kpc, min_valid=0.5, nsigma=5.0, aperture=1.5 * u.arcsec,
-                  match_radius=1 * u.arcsec, chunk_size=2048, scheduler="processes",
+                  match_radius=1 * u.arcsec, chunk_size=2048,
+                  fragment_radius=2.5 * u.arcsec, scheduler="processes",
                   n_workers=None, retries=0, moc_depth=15, montage_max=100,
                   overwrite=False, progress=False, connect_timeout=10 * u.s):
     """
@@ -561,7 +583,9 @@ def search_fields(fields, out_dir, *, model=None, threshold=None, mag_limit=21.0
         (see `find_fields`).
     out_dir : str or path-like
         Output directory.
-    model, threshold, mag_limit, max_radius, min_valid, nsigma, aperture, chunk_size
+    model, threshold, mag_limit, max_radius, min_valid, nsigma, aperture
+        As in `search_field`.
+    chunk_size, fragment_radius
         As in `search_field`.  *model* is a path (loaded once per worker) or
         a classifier object (``scheduler="threads"``/``"synchronous"``).
     match_radius : `~astropy.units.Quantity`
@@ -634,7 +658,8 @@ def search_fields(fields, out_dir, *, model=None, threshold=None, mag_limit=21.0
             raise FileNotFoundError(f"model file {model!r} does not exist")
     options = {"model": model, "threshold": threshold, "mag_limit": mag_limit,
                "max_radius": max_radius, "min_valid": min_valid, "nsigma": nsigma,
-               "aperture": aperture, "chunk_size": chunk_size}
+               "aperture": aperture, "chunk_size": chunk_size,
+               "fragment_radius": fragment_radius}
     specs = {key: {"g": str(spec["g"]), "i": str(spec["i"]),
                    "catalog": None if spec.get("catalog") is None else str(spec["catalog"]),
                    "field": key if isinstance(key, int) else None, "options": options}
