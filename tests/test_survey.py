@@ -589,10 +589,9 @@ def test_search_field_merges_fragments(tmp_path):
     """Two pieces of one object 1.2" apart become one candidate (the brighter); a third stays."""
     from astropy.wcs import WCS
 
+    from m31clusters.datasets import load_rbc_v5
     from m31clusters.io.pandas_ascd import write_pandas_ascd
     from m31clusters.survey import search_field
-
-    from m31clusters.datasets import load_rbc_v5
 
     center = load_rbc_v5()[0]["coord"]
     paths = _tiny_field(tmp_path, 7, center)
