@@ -27,8 +27,9 @@ Dask (``dask[distributed]``, the optional extra ``m31clusters[dask]``) is
 imported only when a run uses it.
 """
 
-from ._run import LOCK_NAME, MANIFEST_NAME, SurveyRun, iter_chunks, run_survey
+from ._run import LOCK_NAME, iter_chunks, run_survey
 from ._stacks import CCDPair, check_image_file, check_stacks
+from ._survey_run import MANIFEST_NAME, SurveyRun
 from .search import (
     SEARCH_STAGES,
     FieldSearch,
