@@ -249,6 +249,10 @@ def test_field_files_headers_and_wcs(tmp_path):
             assert dx == pytest.approx(-expect_x, abs=0.5)
     truth = sim.truth
     assert set(truth["kind"]) <= {"star", "cluster", "galaxy"}
+    # The field id column has the library's one spelling (table 7 of Zhang et al. 2025).
+    assert "field" not in truth.colnames
+    assert np.all(truth["PAndAS"] == 211)
+    assert truth["PAndAS"].description == "PAndAS field number"
     back = Table.read(sim.truth_path, format="ascii.ecsv")
     assert back.colnames == truth.colnames and len(back) == len(truth)
     np.testing.assert_allclose(back["imag"], truth["imag"])

@@ -561,7 +561,7 @@ def _simulate_ccd(rng, wcs, shape, ccd, field, fwhm_pix, beta, instrument, scene
     t["kind"] = np.concatenate([np.full(n_s, "star"), [o["kind"] for o in extended]]).astype("U7")
     t["population"] = np.concatenate(
         [stars["population"], [o["population"] for o in extended]]).astype("U10")
-    t["field"] = np.full(n_s + n_e, field)
+    t["PAndAS"] = np.full(n_s + n_e, field)
     t["ccd"] = np.full(n_s + n_e, ccd)
     t["x"] = x * u.pix
     t["y"] = y * u.pix
@@ -887,7 +887,7 @@ _TRUTH_DESCRIPTIONS = {
     "kind": "star, cluster or galaxy (a star with n_blend > 0 is part of a blend)",
     "population": "disc_old, disc_young (young blue disc stars), halo, foreground (Milky Way); "
                   "young/old (clusters); background (galaxies)",
-    "field": "PAndAS field number",
+    "PAndAS": "PAndAS field number",
     "ccd": "MegaCam CCD number (image extension CCDNUM)",
     "x": "0-based x pixel in the CCD image",
     "y": "0-based y pixel in the CCD image",
