@@ -445,3 +445,74 @@ def test_bad_input_raises_clear_errors(tmp_path):
         dataclasses.replace(PANDAS, fwhm={"g": 0.6})
     with pytest.raises(ValueError, match="disc_density"):
         M31_SCENE.replace(disc_density=-1.0)
+
+
+# ---------------------------------------------------------------------------
+# Angles and lengths as Quantities
+# ---------------------------------------------------------------------------
+def test_instrument_angles_as_quantities_in_any_unit():
+    numbers = dataclasses.replace(PANDAS, pixel_scale=0.2, fwhm={"g": 0.75, "i": 0.6})
+    in_arcsec = dataclasses.replace(PANDAS, pixel_scale=0.2 * u.arcsec / u.pix,
+                                    fwhm={"g": 0.75 * u.arcsec, "i": 0.6 * u.arcsec})
+    in_other = dataclasses.replace(PANDAS, pixel_scale=200 * u.mas,  # the angle of one pixel
+                                   fwhm={"g": 0.0125 * u.arcmin, "i": 600 * u.mas})
+    for inst in (in_arcsec, in_other):
+        assert isinstance(inst.pixel_scale, float) and inst.pixel_scale == pytest.approx(0.2)
+        assert all(isinstance(v, float) for v in inst.fwhm.values())
+        assert inst.fwhm == pytest.approx(numbers.fwhm)
+        for band in ("g", "i"):
+            assert inst.fwhm_pixels(band) == pytest.approx(numbers.fwhm_pixels(band))
+            assert inst.pixel_noise(band) == pytest.approx(numbers.pixel_noise(band))
+            np.testing.assert_allclose(inst.psf_image(band), numbers.psf_image(band))
+    # The stored floats survive dataclasses.replace (which passes them back as numbers).
+    assert dataclasses.replace(in_other, beta=2.5).fwhm == in_other.fwhm
+    # Method arguments too.
+    np.testing.assert_allclose(PANDAS.psf_image("g", fwhm=720 * u.mas),
+                               PANDAS.psf_image("g", fwhm=0.72))
+    assert PANDAS.depth("i", fwhm=0.01 * u.arcmin) == pytest.approx(PANDAS.depth("i", fwhm=0.6))
+
+
+def test_instrument_wrong_unit_names_the_field():
+    with pytest.raises(u.UnitTypeError, match=r"Instrument\.fwhm\['i'\] must have units of "
+                                              r"angle, got kpc"):
+        dataclasses.replace(PANDAS, fwhm={"g": 0.6 * u.arcsec, "i": 0.6 * u.kpc})
+    with pytest.raises(u.UnitTypeError, match=r"Instrument\.pixel_scale"):
+        dataclasses.replace(PANDAS, pixel_scale=0.187 * u.arcsec / u.s)
+    with pytest.raises(u.UnitTypeError, match=r"^fwhm must have units of angle"):
+        PANDAS.psf_image("g", fwhm=0.6 * u.pc)
+    # Converted values are checked like numbers.
+    with pytest.raises(ValueError, match=r"Instrument\.pixel_scale must be positive"):
+        dataclasses.replace(PANDAS, pixel_scale=-0.1 * u.arcsec)
+
+
+def test_scene_lengths_as_quantities_in_any_unit():
+    numbers = M31_SCENE.replace(distance=780.0, disc_scale_length=5.0,
+                                cluster_reff_range=(1.0, 8.0))
+    quantities = M31_SCENE.replace(distance=0.78 * u.Mpc, disc_scale_length=5000 * u.pc,
+                                   cluster_reff_range=(1e-3, 8e-3) * u.kpc)
+    pairs = M31_SCENE.replace(distance=780 * u.kpc, disc_scale_length=5 * u.kpc,
+                              cluster_reff_range=(1 * u.pc, 8e-3 * u.kpc))
+    for scene in (quantities, pairs):
+        assert isinstance(scene.distance, float)
+        assert scene.distance == pytest.approx(780.0)
+        assert scene.disc_scale_length == pytest.approx(5.0)
+        assert scene.cluster_reff_range == pytest.approx((1.0, 8.0))
+        assert scene.pc_per_arcsec == pytest.approx(numbers.pc_per_arcsec)
+        here = M31_CENTER.directional_offset_by(38 * u.deg, 0.5 * u.deg)
+        for a, b in zip(scene.cluster_density(here), numbers.cluster_density(here), strict=True):
+            assert a.value == pytest.approx(b.value)
+    assert quantities.replace(halo_slope=-2.5).distance == quantities.distance
+
+
+def test_scene_wrong_unit_names_the_field():
+    with pytest.raises(u.UnitTypeError, match=r"Scene\.distance must have units of length, "
+                                              r"got deg"):
+        M31_SCENE.replace(distance=1 * u.deg)
+    with pytest.raises(u.UnitTypeError, match=r"Scene\.disc_scale_length"):
+        M31_SCENE.replace(disc_scale_length=5 * u.arcmin)
+    with pytest.raises(u.UnitTypeError, match=r"Scene\.cluster_reff_range"):
+        M31_SCENE.replace(cluster_reff_range=(0.1, 1.0) * u.arcsec)
+    with pytest.raises(u.UnitTypeError, match=r"Scene\.cluster_reff_range\[1\]"):
+        M31_SCENE.replace(cluster_reff_range=(0.5 * u.pc, 1.0 * u.s))
+    with pytest.raises(ValueError, match=r"Scene\.distance must be positive"):
+        M31_SCENE.replace(distance=0 * u.kpc)

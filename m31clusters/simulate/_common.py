@@ -3,14 +3,18 @@ Private helpers shared by the simulate modules.
 
 The Moffat point-spread function and its pixel-integrated renderings, the
 one rule for the size of a point source's render box (`PSF_BOX_FWHM`),
-the magnitude-range check and the conversion of a sampled cluster into a
-render dict at a pixel position.
+the magnitude-range check, the conversion of an angle or length given as a
+Quantity or a number (`value_in`) and the conversion of a sampled cluster
+into a render dict at a pixel position.
 """
 
 import functools
 import math
 
 import numpy as np
+from astropy import units as u
+
+from ..utils._validation import as_quantity
 
 __all__ = [
     "PSF_BOX_FWHM",
@@ -22,6 +26,7 @@ __all__ = [
     "psf_kernel_grid",
     "render_point_box",
     "check_mag_range",
+    "value_in",
     "cluster_obj",
 ]
 
@@ -106,6 +111,22 @@ def render_point_box(fwhm_pix, beta, radius, dx, dy, oversample=5):
     sub = (np.arange(n * oversample) + 0.5) / oversample - radius - 0.5
     prof = moffat((sub[:, None] - dy) ** 2 + (sub[None, :] - dx) ** 2, alpha, beta)
     return prof.reshape(n, oversample, n, oversample).mean(axis=(1, 3))
+
+
+def value_in(value, unit, name):
+    """
+    *value* in *unit* as a float: a Quantity is converted, a number is taken in *unit*.
+
+    A sequence (a range) gives a tuple of floats; a Quantity whose unit is
+    not of *unit*'s physical type raises `~astropy.units.UnitTypeError`
+    naming *name* (e.g. ``"Instrument.fwhm['g']"``).
+    """
+    if isinstance(value, u.Quantity):
+        value = as_quantity(value, unit, name).value
+        return float(value) if np.ndim(value) == 0 else tuple(float(v) for v in value)
+    if isinstance(value, (tuple, list)):
+        return tuple(value_in(v, unit, f"{name}[{i}]") for i, v in enumerate(value))
+    return value
 
 
 def check_mag_range(mag_range, name):

@@ -14,10 +14,11 @@ import dataclasses
 import math
 
 import numpy as np
+from astropy import units as u
 from scipy.optimize import brentq
 
 from ..exceptions import BandError
-from ._common import moffat_alpha, psf_box_radius, render_point_box
+from ._common import moffat_alpha, psf_box_radius, render_point_box, value_in
 
 __all__ = ["Instrument", "PANDAS", "moffat_alpha"]
 
@@ -30,9 +31,14 @@ class Instrument:
     """
     A wide-field imager: PSF, photometric calibration and noise, per band.
 
-    All values are plain floats in the units stated; mappings are keyed by
-    band name.  Images are sky-subtracted stacks in ADU (the sum of
-    ``n_exposures`` exposures of total time ``exptime``).
+    The pixel scale and the seeing FWHM are angles: give them as
+    `~astropy.units.Quantity` in any angle unit (``0.187 * u.arcsec /
+    u.pix``, ``{"g": 0.67 * u.arcsec}``); a plain number is taken in the
+    unit stated below.  They are stored, like every other attribute, as
+    plain floats in the unit stated (arcsec), so that ``instrument.fwhm["g"]``
+    is a number in arcsec.  Mappings are keyed by band name.  Images are
+    sky-subtracted stacks in ADU (the sum of ``n_exposures`` exposures of
+    total time ``exptime``).
 
     Parameters
     ----------
@@ -40,10 +46,13 @@ class Instrument:
         Instrument name (written to FITS headers).
     bands : tuple of str
         Band names.
-    pixel_scale : float
-        Arcsec per pixel.
+    pixel_scale : `~astropy.units.Quantity` or float
+        Pixel scale: an angle per pixel (``0.187 * u.arcsec / u.pix``) or
+        an angle (the size of a pixel, ``0.187 * u.arcsec``); a number is
+        taken in arcsec per pixel.  Stored in arcsec per pixel.
     fwhm : dict
-        Seeing FWHM per band, arcsec.
+        Seeing FWHM per band: angle Quantities, or numbers in arcsec.
+        Stored in arcsec.
     beta : float
         Moffat ``beta`` of the PSF.
     fwhm_scatter : float
@@ -66,6 +75,16 @@ class Instrument:
     saturation : float
         Saturation level of a stack (sky included), ADU.
 
+    Raises
+    ------
+    astropy.units.UnitTypeError
+        If an angle is given as a Quantity in a unit that is not an angle
+        (the message names the field, e.g. ``Instrument.fwhm['g']``).
+    m31clusters.exceptions.BandError
+        If a mapping lacks a band.
+    ValueError
+        If a value is out of range (naming the field).
+
     Examples
     --------
     >>> from m31clusters.simulate import PANDAS
@@ -73,6 +92,15 @@ class Instrument:
     34.33
     >>> print(f"{PANDAS.depth('g'):.2f} {PANDAS.depth('i'):.2f}")
     25.50 24.50
+
+    Angles in any unit; the instrument stores them in arcsec:
+
+    >>> import dataclasses
+    >>> import astropy.units as u
+    >>> sharp = dataclasses.replace(PANDAS, fwhm={"g": 0.5 * u.arcsec, "i": 8e-3 * u.arcmin},
+    ...                             pixel_scale=187 * u.mas / u.pix)
+    >>> print(f"{sharp.fwhm['i']:.2f} {sharp.pixel_scale:.3f} {sharp.fwhm_pixels('g'):.2f}")
+    0.48 0.187 2.67
     """
 
     name: str = "CFHT/MegaCam"
@@ -101,6 +129,14 @@ class Instrument:
             if missing:
                 raise BandError(f"Instrument.{attr} has no value for band(s) {missing}")
             object.__setattr__(self, attr, value)
+        # Angles: Quantities converted to arcsec (a number is taken in arcsec).
+        object.__setattr__(self, "fwhm", {b: value_in(v, u.arcsec, f"Instrument.fwhm[{b!r}]")
+                                          for b, v in self.fwhm.items()})
+        scale = self.pixel_scale
+        if isinstance(scale, u.Quantity) and scale.unit.physical_type == "angle":
+            scale = scale / u.pix  # the angle a pixel spans
+        object.__setattr__(self, "pixel_scale",
+                           value_in(scale, u.arcsec / u.pix, "Instrument.pixel_scale"))
         checks = {
             "pixel_scale": self.pixel_scale,
             "gain": self.gain,
@@ -171,8 +207,9 @@ class Instrument:
         ----------
         band : str
             Band name.
-        fwhm : float, optional
-            FWHM in arcsec (default: the band's nominal seeing).
+        fwhm : `~astropy.units.Quantity` or float, optional
+            FWHM, an angle (a number is taken in arcsec; default: the
+            band's nominal seeing).
         beta : float, optional
             Moffat beta (default: `beta`).
         offset : (float, float)
@@ -185,7 +222,8 @@ class Instrument:
             Square array of odd size ``2 * psf_radius + 1``.
         """
         self.check_band(band)
-        fwhm_pix = (self.fwhm[band] if fwhm is None else fwhm) / self.pixel_scale
+        fwhm = self.fwhm[band] if fwhm is None else value_in(fwhm, u.arcsec, "fwhm")
+        fwhm_pix = fwhm / self.pixel_scale
         beta = self.beta if beta is None else beta
         radius = self.psf_radius(fwhm_pix)
         return render_point_box(fwhm_pix, beta, radius, offset[0], offset[1])
@@ -207,8 +245,9 @@ class Instrument:
             Band name.
         snr : float
             Signal-to-noise ratio (default 10).
-        fwhm : float, optional
-            Seeing in arcsec (default: nominal).
+        fwhm : `~astropy.units.Quantity` or float, optional
+            Seeing FWHM, an angle (a number is taken in arcsec; default:
+            nominal).
         sky : float, optional
             Sky brightness in AB mag/arcsec^2 (default: `sky`).
 
@@ -299,7 +338,7 @@ class Instrument:
     def header_cards(self, band, fwhm=None):
         """FITS header cards describing the calibration of *band*."""
         self.check_band(band)
-        fwhm = self.fwhm[band] if fwhm is None else fwhm
+        fwhm = self.fwhm[band] if fwhm is None else value_in(fwhm, u.arcsec, "fwhm")
         return [
             ("INSTRUME", self.name, "simulated instrument"),
             ("FILTER", band, "band"),

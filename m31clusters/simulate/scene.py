@@ -41,8 +41,9 @@ import functools
 import math
 
 import numpy as np
+from astropy import units as u
 
-from ._common import check_mag_range
+from ._common import check_mag_range, value_in
 from .profiles import EFF_TRUNCATION, eff_enclosed, half_light_scale, king_enclosed
 
 __all__ = ["Scene", "M31_SCENE"]
@@ -62,19 +63,25 @@ class Scene:
     Population parameters of the simulated sky (defaults: M31, PAndAS-like).
 
     Densities are numbers per arcmin^2 of objects brighter than i = 25,
-    except the cluster densities (g = ``cluster_mag_range``).
+    except the cluster densities (g = ``cluster_mag_range``).  The lengths
+    (``distance``, ``disc_scale_length``, ``cluster_reff_range``) take
+    `~astropy.units.Quantity` in any length unit (``785 * u.kpc``,
+    ``(0.5, 10) * u.pc``); a plain number is taken in the unit stated below,
+    in which they are stored as plain floats (``scene.distance`` is a number
+    in kpc).
 
     Parameters
     ----------
-    distance : float
-        Distance to M31, kpc.
+    distance : `~astropy.units.Quantity` or float
+        Distance to M31, a length (a number is taken in kpc).
     disc_density : float
         Disc star density at the centre (deprojected radius 0).  The default,
         45000 per arcmin^2 with i < 25, gives a central i-band surface
         brightness of 20.0 mag/arcsec^2 for the whole luminosity function
         (22.0 at 10 kpc), like M31's disc (Courteau et al. 2011).
-    disc_scale_length : float
-        Exponential scale length of the disc, kpc.
+    disc_scale_length : `~astropy.units.Quantity` or float
+        Exponential scale length of the disc, a length (a number is taken
+        in kpc).
     disc_young_fraction : float
         Fraction of disc stars (i < 25) that are young (blue).
     halo_density : float
@@ -105,8 +112,9 @@ class Scene:
         `simulate_field`: peak g (default 17.9: the median V = 17.6 of the
         RBC v5 confirmed globulars plus g - V = 0.3) and dispersion (default
         1.2 mag).
-    cluster_reff_range : (float, float)
-        Range of cluster half-light radii, pc (log-uniform).
+    cluster_reff_range : `~astropy.units.Quantity` or (float, float)
+        Range of cluster half-light radii (log-uniform), two lengths (a
+        pair of numbers is taken in pc).
     resolved_fraction : float
         Fraction of clusters drawn with their bright member stars (i <
         ``member_limit``, sampled stochastically from the luminosity
@@ -121,12 +129,27 @@ class Scene:
         1000 (0.28 per arcsec^2, one star per ~2 seeing disks), mimics the
         crowding limit of ground-based 0.6 arcsec imaging.
 
+    Raises
+    ------
+    astropy.units.UnitTypeError
+        If a length is given as a Quantity in a unit that is not a length
+        (the message names the field, e.g. ``Scene.distance``).
+    ValueError
+        If a value is out of range (naming the field).
+
     Examples
     --------
     >>> from m31clusters.simulate import M31_SCENE
     >>> sparse = M31_SCENE.replace(disc_density=100.0)
     >>> sparse.disc_density, M31_SCENE.disc_scale_length
     (100.0, 5.3)
+
+    Lengths in any unit; the scene stores them in kpc and pc:
+
+    >>> import astropy.units as u
+    >>> far = M31_SCENE.replace(distance=0.8 * u.Mpc, cluster_reff_range=(1, 5000) * u.mpc)
+    >>> far.distance, far.cluster_reff_range
+    (800.0, (0.001, 5.0))
     """
 
     distance: float = 785.0
@@ -149,6 +172,10 @@ class Scene:
     max_resolved_density: float = 1000.0
 
     def __post_init__(self):
+        # Lengths: Quantities converted to the stored unit (a number is taken in it).
+        for name, unit in (("distance", u.kpc), ("disc_scale_length", u.kpc),
+                           ("cluster_reff_range", u.pc)):
+            object.__setattr__(self, name, value_in(getattr(self, name), unit, f"Scene.{name}"))
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             values = value if isinstance(value, tuple) else (value,)
@@ -207,8 +234,6 @@ class Scene:
         >>> print(f"{young.value:.2f} {old.value:.3f} {young.unit}")
         0.59 0.014 1 / arcmin2
         """
-        from astropy import units as u
-
         from ..geometry import deprojected_radius, projected_radius
 
         dist = self.distance * u.kpc
