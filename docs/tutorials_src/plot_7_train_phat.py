@@ -23,7 +23,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from m31clusters.catalog import read_pandas_ascd
+from m31clusters.io.pandas_ascd import read_pandas_ascd
 from m31clusters.datasets import in_phat_footprint, load_phat_clusters
 from m31clusters.simulate import simulate_field
 from m31clusters.training import build_training_set, train_classifier

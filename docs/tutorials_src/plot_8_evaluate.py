@@ -22,7 +22,7 @@ import astropy.units as u
 import matplotlib.pyplot as plt
 import numpy as np
 
-from m31clusters.catalog import read_pandas_ascd
+from m31clusters.io.pandas_ascd import read_pandas_ascd
 from m31clusters.classifier import ClusterClassifier
 from m31clusters.crossmatch import deduplicate
 from m31clusters.cutout import Cutout
