@@ -8,6 +8,7 @@ loader returns a `~m31clusters.catalog.Catalog` with the positions in a
 string column ``name``, ready for `m31clusters.crossmatch.match`.
 """
 
+import functools
 import os
 import re
 import warnings
@@ -276,21 +277,27 @@ def phat_footprint():
     ('PolygonSkyRegion', True)
     """
     from regions import PolygonSkyRegion
+
+    return PolygonSkyRegion(vertices=_phat_hull(),
+                            meta={"text": "PHAT AP cluster footprint"})
+
+
+@functools.cache
+def _phat_hull():
+    """The hull vertices of the PHAT clusters (read and computed once per process)."""
     from scipy.spatial import ConvexHull
 
     coords = load_phat_clusters()["coord"]
-    x, y = _m31_plane(coords)
-    hull = ConvexHull(np.column_stack([x, y]))
-    return PolygonSkyRegion(vertices=coords[hull.vertices],
-                            meta={"text": "PHAT AP cluster footprint"})
+    hull = ConvexHull(np.column_stack(_m31_plane(coords)))
+    return coords[hull.vertices]
 
 
 def _m31_plane(coords):
     """Gnomonic offsets (deg) of *coords* on the tangent plane at M31's centre."""
-    from .geometry import M31_CENTER
+    from .geometry import tangent_plane_offsets
 
-    off = coords.icrs.transform_to(M31_CENTER.skyoffset_frame())
-    return off.lon.deg, off.lat.deg
+    xi, eta = tangent_plane_offsets(coords)
+    return xi.to_value(u.deg), eta.to_value(u.deg)
 
 
 def in_phat_footprint(positions, footprint=None):
