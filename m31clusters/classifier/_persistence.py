@@ -23,6 +23,7 @@ import numpy as np
 from ..exceptions import CorruptFileError
 from ..models import ARCHITECTURES, small_input_conv2d
 from ..utils._io import atomic_path
+from ..utils._metrics import THRESHOLD_METRICS
 from ._common import (
     _default_distribution,
     _keras,
@@ -42,7 +43,6 @@ _READABLE_FORMAT_VERSIONS = (1, 2)
 _MODEL_MEMBER = "model.keras"
 _META_MEMBER = "metadata.json"
 
-_THRESHOLD_METRICS = ("f1", "accuracy", "youden", "balanced_accuracy")
 
 
 def _validate_metadata(meta, path):
@@ -108,12 +108,12 @@ def _validate_metadata(meta, path):
         raise bad("threshold", f"{threshold!r} is not a probability in [0, 1]")
     tm = meta["threshold_metric"]
     if tm is not None and not (
-        tm in _THRESHOLD_METRICS
+        tm in THRESHOLD_METRICS
         or (isinstance(tm, str) and tm.startswith("purity>=")
             and _is_probability_text(tm[len("purity>="):]))
     ):
         raise bad("threshold_metric", f"{tm!r} is not None, one of "
-                  f"{', '.join(_THRESHOLD_METRICS)} or 'purity>=<p>'")
+                  f"{', '.join(THRESHOLD_METRICS)} or 'purity>=<p>'")
     metrics = meta["metrics"] if meta["metrics"] is not None else {}
     if not isinstance(metrics, dict) or not all(
         v is None or (isinstance(v, int | float) and not isinstance(v, bool))

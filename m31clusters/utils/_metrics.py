@@ -18,7 +18,11 @@ __all__ = [
     "pr_curve",
     "best_threshold",
     "negative_weight",
+    "THRESHOLD_METRICS",
 ]
+
+#: Metrics `best_threshold` can maximise (besides a target purity).
+THRESHOLD_METRICS = ("f1", "accuracy", "youden", "balanced_accuracy")
 
 
 def check_labels(labels, n=None, name="labels"):
@@ -211,8 +215,8 @@ def best_threshold(labels, scores, metric="f1", target_purity=None, base_rate=No
                 values = (values + 1) / 2
         else:
             raise ValueError(
-                f"unknown metric {metric!r}; use 'f1', 'accuracy', 'youden' or "
-                "'balanced_accuracy' (or target_purity=...)"
+                f"unknown metric {metric!r}; use one of {THRESHOLD_METRICS} "
+                "(or target_purity=...)"
             )
         i = int(np.argmax(values))
         value = float(values[i])
