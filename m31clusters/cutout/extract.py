@@ -64,10 +64,7 @@ def from_images(images, positions, *, size=64, bands=("g", "i"), pixel_band=None
         n_total += len(part)
         n_off += off
         n_none += none
-    if n_total and n_none == n_total:
-        raise OffImageError(
-            f"all {n_total} positions are outside every image of bands {tuple(bands)}"
-        )
+    _check_some_on_image(n_total, n_none, bands)
     if n_off:
         warnings.warn(
             f"{n_off} of {n_total} positions are outside every image of at least one "
@@ -102,6 +99,11 @@ def iter_from_images(images, positions, *, size=64, bands=("g", "i"), pixel_band
             )
         yield part
         del part  # so that only the consumer holds the previous chunk
+    _check_some_on_image(n_total, n_none, bands)
+
+
+def _check_some_on_image(n_total, n_none, bands):
+    """Raise `OffImageError` when every one of *n_total* positions missed every image."""
     if n_total and n_none == n_total:
         raise OffImageError(
             f"all {n_total} positions are outside every image of bands {tuple(bands)}"
