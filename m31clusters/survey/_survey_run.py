@@ -220,30 +220,8 @@ class SurveyRun:
         m31clusters.exceptions.CorruptFileError
             If a field table cannot be read (the message names the file).
         """
-        if dedup_radius is not None:
-            dedup_radius = as_quantity(dedup_radius, u.arcsec, "dedup_radius")
-        tables, keys = [], []
-        for key in self.done:
-            t = self.read_field(key)
-            if len(t) == 0 or not t.colnames:
-                continue
-            if field_column not in t.colnames:
-                t[field_column] = np.full(len(t), key)
-            tables.append(t)
-            keys.append(key)
-        if not tables:
-            return Catalog(Table(), copy=False)
-        _check_stackable(tables, keys)
-        try:
-            merged = vstack(tables, join_type="outer", metadata_conflicts="silent")
-        except TableMergeError as exc:  # pragma: no cover - _check_stackable finds these first
-            raise ColumnError(f"the tables of fields {keys} cannot be merged: {exc}") from exc
-        merged = Catalog(merged, copy=False)
-        if dedup_radius is None:
-            return merged
-        from ..crossmatch import deduplicate
-
-        return deduplicate(merged, radius=dedup_radius, keep=keep, field_column=field_column)
+        return _merge_field_tables({key: self.read_field(key) for key in self.done},
+                                  dedup_radius, keep, field_column=field_column)
 
     @classmethod
     def load(cls, out_dir):
@@ -400,3 +378,36 @@ def _recompute_corrupt(out_dir, keys, records, table_format):
 
 def _pending_record(filename):
     return {"status": "pending", "file": filename, "rows": None, "attempts": 0}
+
+
+def _merge_field_tables(tables, dedup_radius=1 * u.arcsec, keep="max:Conf", *,
+                       field_column="PAndAS"):
+    """
+    Stack field tables (``{field key: table}``, in order), then de-duplicate.
+
+    The work of `SurveyRun.merge` on tables already read (the search reads
+    each field table once, for its metadata and for the merge).
+    """
+    if dedup_radius is not None:
+        dedup_radius = as_quantity(dedup_radius, u.arcsec, "dedup_radius")
+    stack, keys = [], []
+    for key, t in tables.items():
+        if len(t) == 0 or not t.colnames:
+            continue
+        if field_column not in t.colnames:
+            t[field_column] = np.full(len(t), key)
+        stack.append(t)
+        keys.append(key)
+    if not stack:
+        return Catalog(Table(), copy=False)
+    _check_stackable(stack, keys)
+    try:
+        merged = vstack(stack, join_type="outer", metadata_conflicts="silent")
+    except TableMergeError as exc:  # pragma: no cover - _check_stackable finds these first
+        raise ColumnError(f"the tables of fields {keys} cannot be merged: {exc}") from exc
+    merged = Catalog(merged, copy=False)
+    if dedup_radius is None:
+        return merged
+    from ..crossmatch import deduplicate
+
+    return deduplicate(merged, radius=dedup_radius, keep=keep, field_column=field_column)

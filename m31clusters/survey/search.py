@@ -31,6 +31,7 @@ from ..utils._progress import progress_bar
 from ..utils._validation import as_quantity
 from ._run import iter_chunks, run_survey
 from ._stacks import check_stacks, stack_field
+from ._survey_run import _merge_field_tables
 
 __all__ = ["FieldSearch", "SearchResult", "search_field", "search_fields", "find_fields",
            "write_products", "SEARCH_STAGES"]
@@ -675,8 +676,9 @@ def search_fields(fields, out_dir, *, model=None, threshold=None, mag_limit=21.0
     timings = dict.fromkeys(SEARCH_STAGES, 0.0)
     counts = {}
     footprints, stamp = [], None
-    for key in run.done:
-        meta = run.read_field(key).meta
+    tables = {key: run.read_field(key) for key in run.done}
+    for key, table in tables.items():
+        meta = table.meta
         if meta.get("stamp_size") is not None:
             stamp = (meta["stamp_size"], meta["bands"])
         footprints.extend(np.asarray(fp) for fp in meta.get("footprints", []))
@@ -689,7 +691,7 @@ def search_fields(fields, out_dir, *, model=None, threshold=None, mag_limit=21.0
     if run.failed:
         return result
     t = time.perf_counter()
-    merged = run.merge(dedup_radius=match_radius, keep="max:Conf")
+    merged = _merge_field_tables(tables, match_radius, keep="max:Conf")
     cands = _publishable(merged, match_radius)
     moc = _coverage_moc(footprints, max_radius, moc_depth, M31_CENTER)
     stamps = _candidate_stamps(cands, fields, stamp, montage_max)
