@@ -124,6 +124,81 @@ class TrainingSet:
             rows.append((s, int(np.sum(lab == 1)), int(np.sum(lab == 0))))
         return Table(rows=rows, names=("split", "n_cluster", "n_other"))
 
+    @classmethod
+    def concatenate(cls, training_sets):
+        """
+        Join the training sets of several fields into one.
+
+        The survey's training set is made field by field (one
+        `build_training_set` call per pair of stacks and its source list);
+        this joins them.  Each field keeps its own splits and tiles, so no
+        two splits share a pixel as long as the fields do not overlap on
+        the sky (fields made from the same images should be built once).
+
+        Parameters
+        ----------
+        training_sets : sequence of `TrainingSet`
+            With the same stamp shape, bands and normalisation.
+
+        Returns
+        -------
+        `TrainingSet`
+            Its table gains a column ``set`` (index of the input each row
+            came from; ``source`` and ``tile`` are relative to it);
+            ``table.meta`` holds the sums of the inputs' ``n_*`` counts and
+            ``sets``, the list of the inputs' own metadata.
+
+        Raises
+        ------
+        ValueError
+            If the list is empty or the stamps differ in shape or
+            normalisation (`~m31clusters.cutout.Cutout.concatenate`).
+        BandError
+            If the bands differ.
+        TypeError
+            If an item is not a `TrainingSet`.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from astropy.table import Table
+        >>> from m31clusters.cutout import Cutout
+        >>> from m31clusters.training import TrainingSet
+        >>> def one(label):
+        ...     t = Table({"label": [label, 0], "split": ["train", "val"], "tile": [0, 1]})
+        ...     t.meta["n_sources"] = 10
+        ...     return TrainingSet(Cutout(np.zeros((2, 8, 8, 2))), t)
+        >>> both = TrainingSet.concatenate([one(1), one(0)])
+        >>> len(both), both.table.meta["n_sources"], both.table["set"].tolist()
+        (4, 20, [0, 0, 1, 1])
+        """
+        from astropy.table import vstack
+
+        from .cutout import Cutout
+
+        training_sets = list(training_sets)
+        if not training_sets:
+            raise ValueError("cannot concatenate an empty list of training sets")
+        for k, ts in enumerate(training_sets):
+            if not isinstance(ts, TrainingSet):
+                raise TypeError(f"item {k} is a {type(ts).__name__}, not a TrainingSet")
+        cutouts = Cutout.concatenate([ts.cutouts for ts in training_sets])
+        tables = []
+        for k, ts in enumerate(training_sets):
+            t = ts.table.copy(copy_data=False)
+            t.meta = {}
+            t["set"] = np.full(len(t), k, dtype=np.int64)
+            tables.append(t)
+        table = vstack(tables, join_type="exact")
+        counts = {}
+        for ts in training_sets:
+            for key, value in ts.table.meta.items():
+                if key.startswith("n_") and isinstance(value, (int, np.integer)):
+                    counts[key] = counts.get(key, 0) + int(value)
+        table.meta.update(counts)
+        table.meta["sets"] = [dict(ts.table.meta) for ts in training_sets]
+        return cls(cutouts=cutouts, table=table)
+
 
 # ----------------------------------------------------------------------------
 # helpers

@@ -290,3 +290,34 @@ def test_hard_example_weights_and_resample():
     assert np.array_equal(idx, resample(1000, w, seed=0))
     with pytest.raises(ValueError, match="at least the number"):
         resample(2, w)
+
+
+def test_concatenate_training_sets():
+    from m31clusters.training import TrainingSet
+
+    kw = dict(size=16, footprint="images", tile_size=0.5 * u.arcmin)
+    images, _, sources, positives = _random_case(seed=1)
+    a = build_training_set(images, sources, positives, seed=5, **kw)
+    images, _, sources, positives = _random_case(seed=2)
+    b = build_training_set(images, sources, positives, seed=6, **kw)
+    both = TrainingSet.concatenate([a, b])
+    assert len(both) == len(a) + len(b)
+    assert list(both.table["set"]) == [0] * len(a) + [1] * len(b)
+    np.testing.assert_array_equal(both.cutouts.data[len(a):], b.cutouts.data)
+    assert both.table.meta["n_sources"] == a.table.meta["n_sources"] + b.table.meta["n_sources"]
+    assert both.table.meta["sets"][1]["seed"] == 6
+    # counts and subsets add up split by split
+    for s, na, nb, n in zip(SPLIT_NAMES, a.counts(), b.counts(), both.counts(), strict=True):
+        assert n["n_cluster"] == na["n_cluster"] + nb["n_cluster"]
+        assert n["n_other"] == na["n_other"] + nb["n_other"]
+        _, labels = both.subset(s)
+        assert labels.sum() == n["n_cluster"]
+    with pytest.raises(ValueError, match="empty"):
+        TrainingSet.concatenate([])
+    with pytest.raises(TypeError, match="item 1"):
+        TrainingSet.concatenate([a, a.table])
+    from m31clusters.exceptions import BandError
+
+    c = TrainingSet(a.cutouts.select_bands(["g"]), a.table)
+    with pytest.raises(BandError, match="item 1"):
+        TrainingSet.concatenate([a, c])
