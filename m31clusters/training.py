@@ -370,7 +370,7 @@ def build_training_set(images, sources, positives, *, match_radius=1 * u.arcsec,
                        exclusion_radius=5 * u.arcsec, mag_limit=21.0, mag_column=None,
                        size=32, bands=("g", "i"), splits=(0.7, 0.15, 0.15),
                        tile_size=1 * u.arcmin, min_valid=0.5, footprint=None, seed=None,
-                       progress=False):
+                       allow_one_class=False, progress=False):
     """
     Labelled stamps from images, their source list and known clusters.
 
@@ -428,6 +428,13 @@ def build_training_set(images, sources, positives, *, match_radius=1 * u.arcsec,
         `m31clusters.datasets.in_phat_footprint`).
     seed : int or None
         Seed of the assignment of tiles to splits.
+    allow_one_class : bool
+        Accept a field with no known cluster on the images, or a result of
+        a single class: e.g. an outer field whose few clusters are all known,
+        whose sources (mostly foreground stars and background galaxies) are
+        negatives to be joined with other fields' sets by
+        `TrainingSet.concatenate`.  Needs an explicit *footprint* (the
+        default, the positives' convex hull, has no area without them).
     progress : bool
         Show progress while cutting stamps.
 
@@ -441,7 +448,8 @@ def build_training_set(images, sources, positives, *, match_radius=1 * u.arcsec,
     ------
     TrainingSetError
         If no known cluster falls on the images, no source is inside the
-        footprint, or the result holds a single class.
+        footprint, or the result holds a single class (unless
+        *allow_one_class*), or no source is left at all.
     TypeError, astropy.units.UnitTypeError
         If a radius has no units or the wrong ones.
     KeyError
@@ -511,10 +519,13 @@ def build_training_set(images, sources, positives, *, match_radius=1 * u.arcsec,
         for h in opened:
             h.close()
     meta["n_positives_on_images"] = int(on_pos.sum())
-    if not on_pos.any():
+    if allow_one_class and footprint is None:
+        raise ValueError("allow_one_class=True needs an explicit footprint (e.g. 'images')")
+    if not on_pos.any() and not allow_one_class:
         raise TrainingSetError(
             f"none of the {len(pos)} positives falls on the {bands[0]} images: the label "
-            f"catalogue and the images do not overlap")
+            f"catalogue and the images do not overlap (allow_one_class=True takes a field "
+            f"without known clusters as negatives only)")
     pos_on = pos[on_pos]
 
     inside = _footprint_mask(footprint, coords, pos_on)
@@ -550,7 +561,7 @@ def build_training_set(images, sources, positives, *, match_radius=1 * u.arcsec,
             f"tile_size ({tile_size:.1f}) must be larger than the stamp's diagonal "
             f"({2 * half:.1f}) so that splits do not share pixels")
     idx = np.flatnonzero(keep)
-    if idx.size == 0 or np.unique(label[idx]).size < 2:
+    if idx.size == 0 or (np.unique(label[idx]).size < 2 and not allow_one_class):
         _raise_one_class(label[idx], meta)
     centre = _mean_centre(coords[idx])
     xy, _ = _tangent(coords[idx], centre)
@@ -583,7 +594,7 @@ def build_training_set(images, sources, positives, *, match_radius=1 * u.arcsec,
     meta["n_off_image"] = int((~valid).sum())
     cut = cut[np.flatnonzero(valid)]
     idx, split, tile_id = idx[valid], split[valid], tile_id[valid]
-    if np.unique(label[idx]).size < 2:
+    if idx.size == 0 or (np.unique(label[idx]).size < 2 and not allow_one_class):
         _raise_one_class(label[idx], meta)
 
     table = Table()

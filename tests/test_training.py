@@ -240,6 +240,29 @@ def test_no_overlap():
         build_training_set(images, sources, far, size=16, **ONE_SPLIT)
 
 
+def test_negatives_only_field():
+    """allow_one_class: a field without known clusters gives negatives only."""
+    images, sources, positives = _hand_built()
+    far = Table({"coord": SkyCoord([10.0, 10.1, 10.2] * u.deg, [30.0, 30.1, 30.0] * u.deg)})
+    ts = build_training_set(images, sources, far, size=16, **ONE_SPLIT, footprint="images",
+                            allow_one_class=True)
+    # every bright source on the image is clear of every (far away) positive
+    bright = np.flatnonzero(np.asarray(sources["g"]) < 21)
+    assert sorted(ts.table["source"].tolist()) == bright.tolist()
+    assert set(ts.table["label"].tolist()) == {0}
+    assert ts.table.meta["n_positives_on_images"] == 0
+    # one class of a field with clusters, too
+    one = build_training_set(images, sources[[3, 7]], positives, size=16, **ONE_SPLIT,
+                             allow_one_class=True, footprint="images")
+    assert one.table["label"].tolist() == [0, 0]
+    with pytest.raises(ValueError, match="explicit footprint"):
+        build_training_set(images, sources, far, size=16, **ONE_SPLIT, allow_one_class=True)
+    # nothing left at all is still an error
+    with pytest.raises(TrainingSetError, match="single class .*0 clusters, 0 non"):
+        build_training_set(images, sources[[5]], far, size=16, **ONE_SPLIT,
+                           footprint="images", allow_one_class=True)
+
+
 def test_no_sources_in_footprint():
     images, sources, positives = _hand_built()
     with pytest.raises(TrainingSetError, match="none of the 8 sources is inside the footprint"):
