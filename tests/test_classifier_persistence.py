@@ -238,3 +238,21 @@ def test_load_goes_through_from_config(tmp_path, monkeypatch):
 def test_from_config_refuses_custom_name():
     with pytest.raises(ValueError, match="pass the model itself"):
         ClusterClassifier.from_config({"architecture": "custom:flat"})
+
+
+def test_per_band_normalization_round_trip(tmp_path):
+    """A fixed-scale, per-band normalisation (a list in the record) is saved and reloaded."""
+    norm = {"method": "asinh_flux", "scale": [50.0, 28.8]}
+    clf = ClusterClassifier("simple", input_shape=(8, 8, 2), normalization=norm, seed=1)
+    assert clf.normalization == norm
+    x, _ = tiny_stamps()
+    path = clf.save(tmp_path / "flux.zip")
+    loaded = ClusterClassifier.load(path)
+    assert loaded.normalization == clf.normalization
+    np.testing.assert_allclose(loaded.predict_proba(x), clf.predict_proba(x), atol=1e-6)
+    # the stamps are normalised with the model's scales, not their own noise
+    np.testing.assert_allclose(
+        loaded.predict_proba(x), clf.predict_proba(x.normalize(**norm)), atol=1e-6)
+    with pytest.raises(ValueError, match="positive"):
+        ClusterClassifier("simple", input_shape=(8, 8, 2),
+                          normalization={"method": "asinh_flux", "scale": [1.0, -2.0]})

@@ -17,7 +17,8 @@ def _valid(cut, i, b):
     return np.where(cut.mask[i, :, :, b], np.nan, v)
 
 
-@pytest.mark.parametrize("method", ["asinh", "percentile", "standardize", "zscale", "none"])
+@pytest.mark.parametrize("method", ["asinh", "asinh_flux", "percentile", "standardize",
+                                    "zscale", "none"])
 @pytest.mark.parametrize("bands", [("g", "i"), ("i",)])
 def test_normalize_against_independent_computation(method, bands):
     cut = random_cutout(n=4).select_bands(bands)
@@ -33,6 +34,8 @@ def test_normalize_against_independent_computation(method, bands):
                 med = np.nanmedian(x)
                 sig = 1.4826 * np.nanmedian(np.abs(x - med))
                 ref = np.arcsinh((x - med) / sig)
+            elif method == "asinh_flux":  # default scale 1: the stamp's own brightness
+                ref = np.arcsinh(x - np.nanmedian(x))
             elif method == "percentile":
                 lo, hi = np.nanpercentile(x, [0.5, 99.5])
                 ref = np.clip((x - lo) / (hi - lo), 0, 1)
@@ -96,7 +99,8 @@ def test_normalize_parameters_and_edge_cases():
                                "fill_value": 0.0}
     a = cut.normalize("asinh", softening=3.0)
     assert a.normalization["softening"] == 3.0
-    assert set(NORMALIZATIONS) == {"asinh", "zscale", "percentile", "standardize", "none"}
+    assert set(NORMALIZATIONS) == {"asinh", "asinh_flux", "zscale", "percentile",
+                                   "standardize", "none"}
     with pytest.raises(ValueError, match="unknown normalisation method"):
         cut.normalize("log")
     with pytest.raises(ValueError, match="unknown parameter"):
@@ -108,3 +112,31 @@ def test_normalize_parameters_and_edge_cases():
     for method in ("asinh", "percentile", "standardize", "zscale"):
         n = const.normalize(method, fill_value=0.5)
         assert np.all(n.data[0] == 0.0) and np.all(n.data[1] == 0.5)
+
+
+def test_asinh_flux_keeps_brightness_and_colour():
+    """Fixed per-band scales: a source twice as bright in g as in i stays so."""
+    rng = np.random.default_rng(4)
+    x = rng.normal(0.0, 1.0, (2, 9, 9, 2))
+    x[0, 4, 4] += [400.0, 100.0]   # bright, blue
+    x[1, 4, 4] += [40.0, 10.0]     # ten times fainter, same colour
+    cut = Cutout(x.astype("f4"), bands=("g", "i"))
+    out = cut.normalize("asinh_flux", scale=[4.0, 1.0])
+    assert out.normalization == {"method": "asinh_flux", "scale": [4.0, 1.0], "fill_value": 0.0}
+    for i in range(2):
+        for b, s in enumerate((4.0, 1.0)):
+            v = x[i, :, :, b]
+            ref = np.arcsinh((v - np.median(v)) / s)
+            np.testing.assert_allclose(out.data[i, :, :, b], ref, rtol=2e-6, atol=2e-6)
+    # with scales in the ratio of the bands' fluxes the peaks are equal (colour kept) and
+    # the fainter stamp stays fainter (brightness kept); "asinh" equalises both away
+    peak = out.data[:, 4, 4]
+    np.testing.assert_allclose(peak[:, 0], peak[:, 1], rtol=0.02)
+    assert peak[0, 0] > peak[1, 0] + 2
+    # a scalar scale is used for every band; the record reproduces the transform
+    one = cut.normalize("asinh_flux", scale=2)
+    np.testing.assert_array_equal(cut.normalize(**one.normalization).data, one.data)
+    for bad, match in ((-1.0, "positive"), ([1.0, float("nan")], "positive"), ([], "scale"),
+                       ("x", "must be a number"), ([1.0, 2.0, 3.0], "3 scales for stamps of 2")):
+        with pytest.raises(ValueError, match=match):
+            cut.normalize("asinh_flux", scale=bad)

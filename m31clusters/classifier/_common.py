@@ -43,7 +43,7 @@ def _normalization_kwargs(normalization, name="normalization"):
     except (TypeError, ValueError) as exc:
         raise ValueError(f"bad {name} {normalization!r}: {exc}") from None
     bad = [k for k, v in config.items() if k not in ("method", "fill_value")
-           and not math.isfinite(v)]
+           and not all(math.isfinite(x) for x in (v if isinstance(v, list) else [v]))]
     if bad:
         raise ValueError(f"bad {name} {normalization!r}: {bad[0]} must be finite")
     return kwargs
