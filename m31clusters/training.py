@@ -698,9 +698,10 @@ def resample(n, weights, *, seed=None):
     return np.sort(np.concatenate([np.arange(w.size), extra]))
 
 
-def train_classifier(training_set, *, classifier=None, architecture="wang2022", epochs=30,
-                     hard_epochs=15, hard_factor=4.0, patience=6, batch_size=32,
-                     base_rate=None, metric="f1", seed=None, progress=False):
+def train_classifier(training_set, *, classifier=None, architecture="wang2022",
+                     normalization="asinh", epochs=30, hard_epochs=15, hard_factor=4.0,
+                     patience=6, batch_size=32, base_rate=None, metric="f1", seed=None,
+                     progress=False):
     """
     Fit, calibrate and threshold a classifier on a `TrainingSet`.
 
@@ -726,6 +727,13 @@ def train_classifier(training_set, *, classifier=None, architecture="wang2022", 
         `~m31clusters.simulate.simulate_stamps`); by default a new one.
     architecture : str
         Architecture of a new classifier (see `m31clusters.models`).
+    normalization : str or dict
+        Stamp normalisation of a new classifier (see
+        `m31clusters.cutout.Cutout.normalize`).  ``"asinh"`` scales each
+        stamp by its own noise; ``{"method": "asinh_flux", "scale": [s_g,
+        s_i]}`` keeps the stamps' brightness and colour (scales in the ratio of
+        the bands' zero-point fluxes), which separates clusters from
+        background galaxies far better at the survey's base rate.
     epochs, hard_epochs : int
         Maximum epochs of the two rounds (``hard_epochs=0`` skips round 2).
     hard_factor : float
@@ -770,7 +778,7 @@ def train_classifier(training_set, *, classifier=None, architecture="wang2022", 
     if classifier is None:
         classifier = ClusterClassifier(
             architecture, input_shape=tuple(x_tr.shape[1:]), bands=x_tr.bands,
-            normalization="asinh", seed=seed)
+            normalization=normalization, seed=seed)
     kw = {"progress": progress}
     fit_seed = classifier.seed if seed is None else seed
     classifier.fit(x_tr, y_tr, validation=(x_va, y_va), epochs=epochs, batch_size=batch_size,

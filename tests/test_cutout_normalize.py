@@ -140,3 +140,22 @@ def test_asinh_flux_keeps_brightness_and_colour():
                        ("x", "must be a number"), ([1.0, 2.0, 3.0], "3 scales for stamps of 2")):
         with pytest.raises(ValueError, match=match):
             cut.normalize("asinh_flux", scale=bad)
+
+
+def test_zeropoint_scales():
+    from m31clusters.cutout import zeropoint_scales
+
+    s = zeropoint_scales({"g": 34.3258, "i": 33.7258}, scale=50.0)
+    # independent: a g = i = 20 source gives these counts; its two bands' counts over the
+    # scales are then equal
+    counts = {b: 10 ** (0.4 * (zp - 20.0)) for b, zp in (("g", 34.3258), ("i", 33.7258))}
+    assert s[0] == 50.0
+    assert counts["g"] / s[0] == pytest.approx(counts["i"] / s[1], rel=1e-12)
+    assert zeropoint_scales({"g": 30.0, "i": 31.0}, scale=2, reference="i") == \
+        pytest.approx([2 * 10 ** -0.4, 2.0])
+    for bad, kw, match in (({}, {}, "non-empty"), ({"g": float("nan")}, {}, "band 'g'"),
+                           ({"g": 30.0}, {"scale": 0}, "scale must be positive"),
+                           ({"g": 30.0}, {"reference": "r"}, "reference band 'r'"),
+                           ({"g": "x"}, {}, "must be a number")):
+        with pytest.raises(ValueError, match=match):
+            zeropoint_scales(bad, **kw)

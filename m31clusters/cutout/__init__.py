@@ -12,10 +12,11 @@ stacks with one CCD per extension.  The pixel convention is exactly that of
 
 Modules: `~m31clusters.cutout.core` (the container, slicing, dihedral
 transforms), `~m31clusters.cutout.extract` (cutting stamps from images),
-`~m31clusters.cutout.normalize`, `~m31clusters.cutout.io` (Cutout files).
+`~m31clusters.cutout.normalize` (and `zeropoint_scales`, the per-band scales of the
+brightness- and colour-keeping ``"asinh_flux"``), `~m31clusters.cutout.io` (Cutout files).
 """
 
 from .core import Cutout
-from .normalize import NORMALIZATIONS
+from .normalize import NORMALIZATIONS, zeropoint_scales
 
-__all__ = ["Cutout", "NORMALIZATIONS"]
+__all__ = ["Cutout", "NORMALIZATIONS", "zeropoint_scales"]

@@ -43,7 +43,7 @@ import numpy as np
 
 from ..utils._stamps import sorted_quantile, zscale_limits
 
-__all__ = ["NORMALIZATIONS", "check_normalization", "normalize_stamps"]
+__all__ = ["NORMALIZATIONS", "check_normalization", "normalize_stamps", "zeropoint_scales"]
 
 #: Normalisation methods of `Cutout.normalize` and their default parameters.
 NORMALIZATIONS = {
@@ -102,6 +102,54 @@ def normalize_stamps(data, mask, config):
         sl = slice(start, start + block)
         out[sl] = _normalize_block(data[sl], mask[sl], config)
     return out
+
+
+def zeropoint_scales(zeropoints, *, scale=50.0, reference=None):
+    """
+    Per-band scales of the ``"asinh_flux"`` normalisation from zero points.
+
+    ``scale_b = scale * 10**(0.4 * (ZP_b - ZP_ref))``: the same physical
+    flux in every band, so that the normalised stamps keep the sources'
+    colours as well as their brightness.
+
+    Parameters
+    ----------
+    zeropoints : dict
+        ``{band: zero point}`` (AB mag of one image unit per second, e.g. the
+        ``MAGZPT`` header card of a PAndAS stack), in the stamps' band order.
+    scale : float
+        Scale of the reference band, in its image units (about the sky
+        noise of a pixel keeps faint sources visible).
+    reference : str, optional
+        The reference band (default: the first).
+
+    Returns
+    -------
+    list of float
+        One scale per band, in the order of *zeropoints*.
+
+    Examples
+    --------
+    >>> from m31clusters.cutout import Cutout
+    >>> from m31clusters.cutout.normalize import zeropoint_scales
+    >>> s = zeropoint_scales({"g": 34.3258, "i": 33.7258})
+    >>> [round(v, 2) for v in s]
+    [50.0, 28.77]
+    """
+    if not hasattr(zeropoints, "items") or not zeropoints:
+        raise ValueError(f"zeropoints must be a non-empty dict {{band: zero point}}, got "
+                         f"{zeropoints!r}")
+    zp = {b: _number(f"zero point of band {b!r}", v) for b, v in zeropoints.items()}
+    bad = [b for b, v in zp.items() if not np.isfinite(v)]
+    if bad:
+        raise ValueError(f"zero point of band {bad[0]!r} must be finite, got {zp[bad[0]]}")
+    scale = _number("scale", scale)
+    if not (np.isfinite(scale) and scale > 0):
+        raise ValueError(f"scale must be positive and finite, got {scale}")
+    ref = next(iter(zp)) if reference is None else reference
+    if ref not in zp:
+        raise ValueError(f"reference band {ref!r} is not one of {list(zp)}")
+    return [scale * 10 ** (0.4 * (v - zp[ref])) for v in zp.values()]
 
 
 def check_normalization(config):
