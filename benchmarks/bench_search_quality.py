@@ -4,34 +4,47 @@ calibration of the *written* candidate list at the survey's real base rate.
 
 Recipe (the calls a user makes on real PAndAS stacks, on simulated fields):
 
-1. training field(s): PAndAS field 266 (the PHAT field with most clusters)
-   simulated with the real PHAT population placed at its real positions,
-   magnitudes and sizes (``simulate_field(clusters=load_phat_clusters())``);
-   sources found by ``detect_sources`` + ``measure`` (so the negatives are the
-   stars, blends, galaxies, fragments, saturated stars and chip-edge stamps
-   the search meets); ``build_training_set`` with the PHAT catalogue as
-   positives inside the PHAT footprint, g < 21, spatially disjoint
-   train/validation tiles;
-2. network: ``wang2022`` on 32x32 g+i stamps, optionally pretrained on
-   ``simulate_stamps``; a second round on the training set resampled so that
-   the examples the first round gets wrong count ``--hard-factor`` times;
-3. base rate: clusters per g < 21 source, counted on other simulated fields
+1. training field: PAndAS field 266 (the PHAT field with most clusters), a
+   full-size 36-CCD field simulated with the real PHAT population placed at
+   its real positions, magnitudes and sizes
+   (``simulate_field(clusters=load_phat_clusters())``), its CASU-style
+   catalogue ``m266p.ascd`` as the source list, ``build_training_set`` with
+   the PHAT catalogue as positives inside the PHAT footprint, g < 21,
+   spatially disjoint train/validation tiles; the negatives thinned at
+   random (``--n-neg``, class-blind, as one would on real data);
+2. negative fields: outer fields whose few clusters are all known
+   (``build_training_set(..., footprint="images", allow_one_class=True)``),
+   simulated with ``--galaxy-boost`` times the background-galaxy density to
+   stand in for more of them: the PHAT footprint holds ~1 background galaxy
+   per cluster at g < 21, the survey 3-10, and galaxies are what the search
+   confuses with clusters; joined with ``TrainingSet.concatenate``;
+3. network: ``wang2022`` on 32x32 g+i stamps normalised with
+   ``asinh_flux`` (a fixed per-band scale from the zero points,
+   ``zeropoint_scales``) so that the network sees each source's brightness
+   and colour, trained from scratch; a second round with the hard examples
+   oversampled ``--hard-factor`` times;
+4. base rate: clusters per g < 21 source, counted on other simulated fields
    within 30 kpc (scene population, catalogue detections; never the test
    fields); ``calibrate`` (temperature + prior shift to that base rate) and
    ``select_threshold(base_rate=...)`` on the validation tiles;
-4. test: other fields within 30 kpc (disc and outer, other seeds, the
-   scene's own cluster population, never seen in training), the search's
-   steps (detect, measure, g < 21, Rproj < 30 kpc, stamps mostly on the
-   image, Conf >= threshold, ``merge_fragments``, ``deduplicate``), then
-   ``evaluate_catalog`` against the truth: purity and completeness overall,
-   by size, magnitude and field, false-positive types, and the ECE of
-   ``Conf`` on the test sources;
-5. the demo's default field through ``run_demo`` with the new model and with
+5. test fields, never seen in training, the scene's own cluster population:
+   (a) disc fields 233 and 249 (9 CCDs of 2048^2, other seeds; ~100
+   clusters with g < 21) through their ``m###p.ascd`` catalogues, as the
+   paper's search; (b) fields 249, 265, 233, 256 and 248 (small CCDs,
+   other seeds) through ``detect_sources`` + ``measure``.  The search's steps
+   (g < 21, Rproj < 30 kpc, stamps mostly on the image, Conf >= threshold,
+   ``merge_fragments``, ``deduplicate``), then ``evaluate_catalog`` against
+   the truth: purity and completeness overall, by size, magnitude, field and
+   crowding, false-positive types, and the ECE of ``Conf`` on the test
+   sources;
+6. the demo's default field through ``run_demo`` with the new model and with
    ``--before`` (e.g. the previously shipped one), evaluated the same way.
 
-Run by hand (cached in ``--out``; takes ~30-60 min on 2 shared cores)::
+Run by hand (cached in ``--out``; the simulations take ~25 min, training
+~25 min on 2 cores)::
 
-    python benchmarks/bench_search_quality.py --out /tmp/bsq
+    python benchmarks/bench_search_quality.py --out /tmp/bsq --save-model M.zip
+    python benchmarks/bench_search_quality.py --out /tmp/bsq --model M.zip
     python benchmarks/bench_search_quality.py --out /tmp/bsq --demo-only --model M.zip
 
 The speed benchmark of the search is ``bench_search.py``.
@@ -52,8 +65,14 @@ from astropy import units as u  # noqa: E402
 from astropy.io import fits  # noqa: E402
 from astropy.table import Table, vstack  # noqa: E402
 
-TRAIN_FIELDS = [(266, 101)]  # (field, seed), PHAT population
-#: (field, seed, CCDs; None: --test-ccds), the scene's own population
+#: (field, seed): full-size 36-CCD field with the PHAT population, its ascd catalogue
+TRAIN_FIELD = (266, 131)
+#: (field, seed, CCDs, CCD side): negatives-only fields (galaxy density x --galaxy-boost)
+NEGATIVE_FIELDS = [(279, 111, 10, 1024), (285, 113, 6, 2048), (212, 114, 6, 2048),
+                   (235, 112, 6, 2048)]
+#: (field, seed, CCDs, CCD side): test fields through their ascd catalogues
+ASCD_TEST_FIELDS = [(233, 401, 9, 2048), (249, 402, 9, 2048)]
+#: (field, seed, CCDs; None: --test-ccds), detected and measured test fields
 TEST_FIELDS = [(249, 201, None), (265, 202, None), (233, 203, None), (256, 204, None),
                (248, 205, 6)]
 RATE_FIELDS = [(228, 301), (257, 302), (254, 303), (214, 304), (232, 305)]
@@ -145,36 +164,100 @@ def base_rate(out, n_ccds, ccd, mag_limit=21.0):
 # ----------------------------------------------------------------------------
 
 
+def sim_field(out, group, fld, seed, n_ccds, side, *, clusters=None, galaxy_boost=1.0):
+    """A simulated field in out/<group>/m###_s<seed> (cached): images, truth, ascd sources."""
+    from m31clusters.simulate import M31_SCENE, simulate_field
+
+    d = Path(out) / group / f"m{fld:03d}_s{seed}"
+    truth_path = d / f"m{fld:03d}_truth.ecsv"
+    if not truth_path.exists():
+        d.mkdir(parents=True, exist_ok=True)
+        scene = M31_SCENE.replace(galaxy_density=M31_SCENE.galaxy_density * galaxy_boost)
+        shape = (4612, 2048) if side is None else (side, side)
+        t = time.perf_counter()
+        simulate_field(fld, n_ccds=n_ccds, ccd_shape=shape, seed=seed, out_dir=d, scene=scene,
+                       clusters=clusters, overwrite=True)
+        _log(f"simulated {group} m{fld:03d} seed {seed} in {time.perf_counter() - t:.0f} s")
+    images = {b: d / f"m{fld:03d}_{b}.fit" for b in "gi"}
+    return images, Table.read(truth_path), ascd_sources(d / f"m{fld:03d}p.ascd"), d
+
+
+def ascd_sources(path):
+    """The search's source list from a CASU catalogue: coord, g, i, Rproj."""
+    from astropy.coordinates import SkyCoord
+
+    from m31clusters.catalog import Catalog
+    from m31clusters.geometry import projected_radius
+    from m31clusters.io.pandas_ascd import read_pandas_ascd
+
+    cat = read_pandas_ascd(path)
+    t = Catalog()
+    t["coord"] = SkyCoord(np.asarray(cat["RA"], float), np.asarray(cat["Dec"], float),
+                          unit="deg")
+    t["gmag"] = np.asarray(cat["g"], float) * u.mag
+    t["imag"] = np.asarray(cat["i"], float) * u.mag
+    t["Rproj"] = projected_radius(t["coord"])
+    return t
+
+
+def _zeropoints(images):
+    with fits.open(images["g"]) as hg, fits.open(images["i"]) as hi:
+        return {"g": float(hg[1].header["MAGZPT"]), "i": float(hi[1].header["MAGZPT"])}
+
+
+def _thin(ts, n_max, rng):
+    """Keep every cluster and at most n_max[split] random non-clusters per split."""
+    from m31clusters.training import TrainingSet
+
+    keep = []
+    for split, n in n_max.items():
+        sel = ts.table["split"] == split
+        keep.append(np.flatnonzero(sel & (ts.table["label"] == 1)))
+        neg = np.flatnonzero(sel & (ts.table["label"] == 0))
+        keep.append(rng.choice(neg, min(n, neg.size), replace=False))
+    keep = np.sort(np.concatenate(keep))
+    return TrainingSet(cutouts=ts.cutouts[keep], table=ts.table[keep])
+
+
 def train(args, out, rate):
     """Training set by the recipe; fit, hard-example round, calibration, threshold."""
     from m31clusters.classifier import ClusterClassifier
+    from m31clusters.cutout import zeropoint_scales
     from m31clusters.datasets import in_phat_footprint, load_phat_clusters
-    from m31clusters.training import build_training_set, train_classifier
+    from m31clusters.training import TrainingSet, build_training_set, train_classifier
 
     phat = load_phat_clusters()
-    (fld, seed), = TRAIN_FIELDS
-    images, truth, sources, _ = field(out, fld, seed, args.train_ccds, args.ccd, clusters=phat)
+    fld, seed = TRAIN_FIELD
+    images, truth, sources, _ = sim_field(out, "train", fld, seed, 36, None, clusters=phat)
     ts = build_training_set(images, sources, phat, footprint=in_phat_footprint,
                             mag_limit=args.mag_limit, size=STAMP, splits=(0.7, 0.3, 0.0),
                             tile_size=1 * u.arcmin, seed=seed)
-    _log(f"training set m{fld:03d}: {dict(ts.table.meta)}")
-    clf = None
+    _log(f"training set m{fld:03d}: {[tuple(r) for r in ts.counts()]}")
+    sets = [_thin(ts, {"train": args.n_neg, "val": args.n_neg // 2},
+                  np.random.default_rng(seed))]
+    for nf, ns, nc, side in NEGATIVE_FIELDS:
+        nimg, ntruth, nsrc, _ = sim_field(out, "negatives", nf, ns, nc, side,
+                                          galaxy_boost=args.galaxy_boost)
+        known = ntruth[ntruth["on_ccd"] & (ntruth["kind"] == "cluster")]
+        sets.append(build_training_set(nimg, nsrc, known, footprint="images",
+                                       mag_limit=args.mag_limit, size=STAMP,
+                                       splits=(0.7, 0.3, 0.0), tile_size=1 * u.arcmin,
+                                       seed=ns, allow_one_class=True))
+        _log(f"negative field m{nf:03d}: {[tuple(r) for r in sets[-1].counts()]}")
+    ts = TrainingSet.concatenate(sets)
+    _log(f"training set: {[tuple(r) for r in ts.counts()]}")
     t = time.perf_counter()
     if args.init:
         clf = ClusterClassifier.load(args.init)
-    elif args.pretrain:
-        from m31clusters.simulate import simulate_stamps
-
+    else:
+        norm = {"method": "asinh_flux",
+                "scale": zeropoint_scales(_zeropoints(images), scale=args.flux_scale)}
         clf = ClusterClassifier(args.architecture, input_shape=(STAMP, STAMP, 2),
-                                bands=("g", "i"), normalization="asinh", seed=args.seed)
-        st, tt = simulate_stamps(args.pretrain, size=STAMP, seed=args.seed,
-                                 mag_range=(15.0, 21.5))
-        clf.fit(st, tt["label"], epochs=args.pretrain_epochs, batch_size=64, seed=args.seed)
-        _log(f"pretrained on {args.pretrain} simulated stamps in {time.perf_counter() - t:.0f} s")
-    clf, info = train_classifier(ts, classifier=clf, architecture=args.architecture,
-                                 epochs=args.epochs, hard_epochs=args.epochs2,
-                                 hard_factor=args.hard_factor, patience=args.patience,
-                                 base_rate=rate, seed=args.seed)
+                                bands=("g", "i"), normalization=norm, seed=args.seed)
+    clf, info = train_classifier(ts, classifier=clf, epochs=args.epochs,
+                                 hard_epochs=args.epochs2, hard_factor=args.hard_factor,
+                                 patience=args.patience, base_rate=rate, seed=args.seed,
+                                 progress=args.progress)
     info["fit_seconds"] = round(time.perf_counter() - t, 1)
     info["training_set"] = {k: v for k, v in ts.table.meta.items() if k.startswith("n_")}
     _log(f"fitted: {info}")
@@ -213,7 +296,8 @@ def catalogue(images, sources, clf, *, mag_limit=21.0, max_radius=30 * u.kpc,
     cands = cut[cut["Conf"] >= clf.threshold]
     n_raw = len(cands)
     if merge and len(cands):
-        cands = merge_fragments(cands, size_column="FWHM", keep="min:gmag")
+        size = "FWHM" if "FWHM" in cands.colnames else None
+        cands = merge_fragments(cands, size_column=size, keep="min:gmag")
     if len(cands):
         cands = deduplicate(cands, radius=1 * u.arcsec, keep="max:Conf")
     return cut, cands, n_raw
@@ -230,36 +314,54 @@ def source_labels(scored, truth, radius=1 * u.arcsec):
     return (idx >= 0).astype(int)
 
 
+def _field_row(name, ev, n_raw, scored):
+    s = ev.summary[0]
+    return (name, float(s["n_true"]), float(s["n_recovered"]), s["completeness"],
+            float(s["n_candidates"]), float(s["n_correct"]), s["purity"], n_raw, len(scored),
+            int(scored["label"].sum()), json.dumps(ev.false_positives))
+
+
 def evaluate_fields(args, out, clf):
+    """The search's catalogue on every test field, evaluated one by one and together."""
     from m31clusters.evaluation import evaluate_catalog
 
     rows, cands_all, truths, scored_all = [], [], [], []
-    for fld, seed, n in TEST_FIELDS:
-        images, truth, sources, _ = field(out, fld, seed, n or args.test_ccds, args.ccd)
+    tests = [("ascd", f, s, n, side) for f, s, n, side in ASCD_TEST_FIELDS]
+    tests += [("detected", f, s, n or args.test_ccds, args.ccd) for f, s, n in TEST_FIELDS]
+    for how, fld, seed, n, side in tests:
+        if how == "ascd":
+            images, truth, sources, _ = sim_field(out, "test", fld, seed, n, side)
+            size = None
+        else:
+            images, truth, sources, _ = field(out, fld, seed, n, side)
+            size = "FWHM"
         scored, cands, n_raw = catalogue(images, sources, clf, mag_limit=args.mag_limit)
-        ev = evaluate_catalog(cands, truth, sources=sources, size_column="FWHM")
-        s = ev.summary[0]
+        ev = evaluate_catalog(cands, truth, sources=sources, size_column=size)
         scored["label"] = source_labels(scored, truth)
-        rows.append((fld, seed, float(s["n_true"]), float(s["n_recovered"]), s["completeness"],
-                     float(s["n_candidates"]), float(s["n_correct"]), s["purity"],
-                     n_raw, len(scored), int(scored["label"].sum()),
-                     json.dumps(ev.false_positives)))
-        cands["field_seed"] = f"{fld}_{seed}"
+        name = f"m{fld:03d}_s{seed} ({how})"
+        rows.append(_field_row(name, ev, n_raw, scored))
+        keep = ["coord", "gmag", "Conf"]
+        cands = cands[keep] if len(cands) else Table(names=keep)
+        cands["field_seed"] = name
         truth = truth[truth["on_ccd"]]
-        truth["field_seed"] = f"{fld}_{seed}"
+        truth["field_seed"] = name
         cands_all.append(cands)
         truths.append(truth)
-        scored_all.append(scored)
-    by_field = Table(rows=rows, names=("field", "seed", "n_true", "n_recovered", "completeness",
+        scored_all.append(scored[["Conf", "label"]])
+    by_field = Table(rows=rows, names=("field", "n_true", "n_recovered", "completeness",
                                        "n_candidates", "n_correct", "purity", "n_before_merge",
                                        "n_scored", "n_scored_clusters", "false_positives"))
-    cands = vstack(cands_all, metadata_conflicts="silent")
+    cands = vstack([c for c in cands_all if len(c)], metadata_conflicts="silent")
     truth = vstack(truths, metadata_conflicts="silent")
     scored = vstack(scored_all, metadata_conflicts="silent")
-    ev = evaluate_catalog(cands, truth, size_column="FWHM")
     p = np.asarray(scored["Conf"], dtype=float)
     y = np.asarray(scored["label"], dtype=int)
-    return by_field, ev, ece(p, y), p, y
+    evs = {"all test fields": evaluate_catalog(cands, truth)}
+    for how in ("ascd", "detected"):
+        cs = np.char.endswith(np.asarray(cands["field_seed"], str), f"({how})")
+        ts = np.char.endswith(np.asarray(truth["field_seed"], str), f"({how})")
+        evs[f"{how} test fields"] = evaluate_catalog(cands[cs], truth[ts])
+    return by_field, evs, ece(p, y), p, y
 
 
 def evaluate_demo(model, out_dir):
@@ -285,19 +387,23 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     p.add_argument("--out", type=Path, required=True, help="cache and output directory")
     p.add_argument("--ccd", type=int, default=1024, help="side of the simulated CCDs")
-    p.add_argument("--train-ccds", type=int, default=10)
+    p.add_argument("--galaxy-boost", type=float, default=5.0,
+                   help="galaxy density factor of the negative fields")
+    p.add_argument("--n-neg", type=int, default=6000,
+                   help="random non-clusters kept in the training split (half as many in val)")
+    p.add_argument("--flux-scale", type=float, default=50.0,
+                   help="asinh_flux scale of the g band (image units)")
+    p.add_argument("--progress", action="store_true")
     p.add_argument("--test-ccds", type=int, default=3)
     p.add_argument("--rate-ccds", type=int, default=9, help="CCDs per base-rate field")
     p.add_argument("--mag-limit", type=float, default=21.0)
     p.add_argument("--architecture", default="wang2022")
     p.add_argument("--init", help="start from this saved classifier")
-    p.add_argument("--pretrain", type=int, default=0, help="simulate_stamps to pretrain on")
-    p.add_argument("--pretrain-epochs", type=int, default=4)
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--epochs2", type=int, default=15)
-    p.add_argument("--patience", type=int, default=6)
+    p.add_argument("--epochs", type=int, default=15)
+    p.add_argument("--epochs2", type=int, default=8)
+    p.add_argument("--patience", type=int, default=4)
     p.add_argument("--hard-factor", type=float, default=4.0)
-    p.add_argument("--seed", type=int, default=2025)
+    p.add_argument("--seed", type=int, default=7)
     p.add_argument("--model", type=Path, help="evaluate this model instead of training one")
     p.add_argument("--save-model", type=Path, help="write the trained model here")
     p.add_argument("--before", type=Path, help="also run the demo with this model")
@@ -312,9 +418,13 @@ def main(argv=None):
     if args.prepare_only:
         phat = load_phat_clusters()
         if args.prepare_only in ("all", "train"):
-            for fld, seed in TRAIN_FIELDS:
-                field(args.out, fld, seed, args.train_ccds, args.ccd, clusters=phat)
+            sim_field(args.out, "train", *TRAIN_FIELD, 36, None, clusters=phat)
+            for fld, seed, n, side in NEGATIVE_FIELDS:
+                sim_field(args.out, "negatives", fld, seed, n, side,
+                          galaxy_boost=args.galaxy_boost)
         if args.prepare_only in ("all", "test"):
+            for fld, seed, n, side in ASCD_TEST_FIELDS:
+                sim_field(args.out, "test", fld, seed, n, side)
             for fld, seed, n in TEST_FIELDS:
                 field(args.out, fld, seed, n or args.test_ccds, args.ccd)
         print("base rate %.4f (%d clusters / %d sources)" % base_rate(args.out, args.rate_ccds,
@@ -336,14 +446,19 @@ def main(argv=None):
             if args.save_model:
                 clf.save(args.save_model, overwrite=True)
         print(f"training: {info}\ncalibration: {how}; threshold {clf.threshold:.3f}")
-        by_field, ev, e, _, _ = evaluate_fields(args, args.out, clf)
+        by_field, evs, e, _, _ = evaluate_fields(args, args.out, clf)
         print("\n== test fields")
         by_field.pprint(max_lines=-1, max_width=-1)
-        _print_eval("all test fields", ev)
-        print(f"ECE of Conf on the {len(TEST_FIELDS)} test fields' g < {args.mag_limit:g} "
-              f"sources: {e:.4f}")
+        for title, ev in evs.items():
+            _print_eval(title, ev)
+        print(f"ECE of Conf on the test fields' g < {args.mag_limit:g} sources: {e:.4f}")
+        ev = evs["all test fields"]
         results.update(purity=ev.purity, completeness=ev.completeness, ece=e,
-                       threshold=clf.threshold, base_rate=rate)
+                       threshold=clf.threshold, base_rate=rate,
+                       ascd_purity=evs["ascd test fields"].purity,
+                       ascd_completeness=evs["ascd test fields"].completeness,
+                       detected_purity=evs["detected test fields"].purity,
+                       detected_completeness=evs["detected test fields"].completeness)
     ev_demo = evaluate_demo(clf, args.out / "demo_after")
     _print_eval("demo field m248 (run_demo, this model)", ev_demo)
     results.update(demo_purity=ev_demo.purity, demo_completeness=ev_demo.completeness)
