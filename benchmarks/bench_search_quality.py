@@ -12,12 +12,16 @@ Recipe (the calls a user makes on real PAndAS stacks, on simulated fields):
    the PHAT catalogue as positives inside the PHAT footprint, g < 21,
    spatially disjoint train/validation tiles; the negatives thinned at
    random (``--n-neg``, class-blind, as one would on real data);
-2. negative fields: outer fields whose few clusters are all known
+2. the same field on 10 small CCDs through ``detect_sources`` + ``measure``
+   (the stamps of detections: fragments, blends, saturated stars); and outer
+   fields whose clusters are all known
    (``build_training_set(..., footprint="images", allow_one_class=True)``),
-   simulated with ``--galaxy-boost`` times the background-galaxy density to
-   stand in for more of them: the PHAT footprint holds ~1 background galaxy
-   per cluster at g < 21, the survey 3-10, and galaxies are what the search
-   confuses with clusters; joined with ``TrainingSet.concatenate``;
+   simulated with 3-5 times the background-galaxy density and 15-150 times
+   the old globular clusters, standing in for more outer fields and for the
+   RBC/Huxor globulars of the whole survey as positives: the PHAT footprint
+   holds ~1 background galaxy per cluster at g < 21, the survey 3-10, few
+   old globulars, and galaxies are what the search confuses with clusters;
+   all joined with ``TrainingSet.concatenate``;
 3. network: ``wang2022`` on 32x32 g+i stamps normalised with
    ``asinh_flux`` (a fixed per-band scale from the zero points,
    ``zeropoint_scales``) so that the network sees each source's brightness
@@ -67,9 +71,16 @@ from astropy.table import Table, vstack  # noqa: E402
 
 #: (field, seed): full-size 36-CCD field with the PHAT population, its ascd catalogue
 TRAIN_FIELD = (266, 131)
-#: (field, seed, CCDs, CCD side): negatives-only fields (galaxy density x --galaxy-boost)
-NEGATIVE_FIELDS = [(279, 111, 10, 1024), (285, 113, 6, 2048), (212, 114, 6, 2048),
-                   (235, 112, 6, 2048)]
+#: seed of the same field simulated on 10 small CCDs, detected and measured
+DETECTED_TRAIN_SEED = 101
+#: (field, seed, CCDs, CCD side, galaxy boost, GC boost): outer fields whose clusters are
+#: all known (the truth), with more background galaxies and old globular clusters than the
+#: scene's own (standing in for more outer fields and the RBC/Huxor GCs of the whole survey)
+OUTER_FIELDS = [(279, 111, 10, 1024, 5, 1), (285, 113, 6, 2048, 5, 1), (212, 114, 6, 2048, 5, 1),
+                (235, 112, 6, 2048, 5, 1), (286, 141, 6, 2048, 5, 15), (276, 142, 6, 2048, 5, 15),
+                (210, 143, 6, 2048, 5, 15), (228, 144, 6, 2048, 5, 15),
+                (207, 151, 6, 2048, 3, 150), (301, 152, 6, 2048, 3, 150),
+                (254, 153, 6, 2048, 3, 150)]
 #: (field, seed, CCDs, CCD side): test fields through their ascd catalogues
 ASCD_TEST_FIELDS = [(233, 401, 9, 2048), (249, 402, 9, 2048)]
 #: (field, seed, CCDs; None: --test-ccds), detected and measured test fields
@@ -164,7 +175,8 @@ def base_rate(out, n_ccds, ccd, mag_limit=21.0):
 # ----------------------------------------------------------------------------
 
 
-def sim_field(out, group, fld, seed, n_ccds, side, *, clusters=None, galaxy_boost=1.0):
+def sim_field(out, group, fld, seed, n_ccds, side, *, clusters=None, galaxy_boost=1.0,
+              gc_boost=1.0):
     """A simulated field in out/<group>/m###_s<seed> (cached): images, truth, ascd sources."""
     from m31clusters.simulate import M31_SCENE, simulate_field
 
@@ -172,7 +184,8 @@ def sim_field(out, group, fld, seed, n_ccds, side, *, clusters=None, galaxy_boos
     truth_path = d / f"m{fld:03d}_truth.ecsv"
     if not truth_path.exists():
         d.mkdir(parents=True, exist_ok=True)
-        scene = M31_SCENE.replace(galaxy_density=M31_SCENE.galaxy_density * galaxy_boost)
+        scene = M31_SCENE.replace(galaxy_density=M31_SCENE.galaxy_density * galaxy_boost,
+                                  gc_number=M31_SCENE.gc_number * gc_boost)
         shape = (4612, 2048) if side is None else (side, side)
         t = time.perf_counter()
         simulate_field(fld, n_ccds=n_ccds, ccd_shape=shape, seed=seed, out_dir=d, scene=scene,
@@ -235,15 +248,23 @@ def train(args, out, rate):
     _log(f"training set m{fld:03d}: {[tuple(r) for r in ts.counts()]}")
     sets = [_thin(ts, {"train": args.n_neg, "val": args.n_neg // 2},
                   np.random.default_rng(seed))]
-    for nf, ns, nc, side in NEGATIVE_FIELDS:
-        nimg, ntruth, nsrc, _ = sim_field(out, "negatives", nf, ns, nc, side,
-                                          galaxy_boost=args.galaxy_boost)
+    # the same field detected and measured (the search without a catalogue): the stamps of
+    # detections (fragments, blends, saturated stars) besides the catalogue's
+    dimg, _, dsrc, _ = field(out, fld, DETECTED_TRAIN_SEED, 10, 1024, clusters=phat)
+    sets.append(build_training_set(dimg, dsrc, phat, footprint=in_phat_footprint,
+                                   mag_limit=args.mag_limit, size=STAMP,
+                                   splits=(0.7, 0.3, 0.0), tile_size=1 * u.arcmin,
+                                   seed=DETECTED_TRAIN_SEED))
+    _log(f"detected m{fld:03d}: {[tuple(r) for r in sets[-1].counts()]}")
+    for nf, ns, nc, side, gal, gc in OUTER_FIELDS:
+        nimg, ntruth, nsrc, _ = sim_field(out, "outer", nf, ns, nc, side, galaxy_boost=gal,
+                                          gc_boost=gc)
         known = ntruth[ntruth["on_ccd"] & (ntruth["kind"] == "cluster")]
         sets.append(build_training_set(nimg, nsrc, known, footprint="images",
                                        mag_limit=args.mag_limit, size=STAMP,
                                        splits=(0.7, 0.3, 0.0), tile_size=1 * u.arcmin,
                                        seed=ns, allow_one_class=True))
-        _log(f"negative field m{nf:03d}: {[tuple(r) for r in sets[-1].counts()]}")
+        _log(f"outer field m{nf:03d}: {[tuple(r) for r in sets[-1].counts()]}")
     ts = TrainingSet.concatenate(sets)
     _log(f"training set: {[tuple(r) for r in ts.counts()]}")
     t = time.perf_counter()
@@ -387,8 +408,6 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     p.add_argument("--out", type=Path, required=True, help="cache and output directory")
     p.add_argument("--ccd", type=int, default=1024, help="side of the simulated CCDs")
-    p.add_argument("--galaxy-boost", type=float, default=5.0,
-                   help="galaxy density factor of the negative fields")
     p.add_argument("--n-neg", type=int, default=6000,
                    help="random non-clusters kept in the training split (half as many in val)")
     p.add_argument("--flux-scale", type=float, default=50.0,
@@ -419,9 +438,9 @@ def main(argv=None):
         phat = load_phat_clusters()
         if args.prepare_only in ("all", "train"):
             sim_field(args.out, "train", *TRAIN_FIELD, 36, None, clusters=phat)
-            for fld, seed, n, side in NEGATIVE_FIELDS:
-                sim_field(args.out, "negatives", fld, seed, n, side,
-                          galaxy_boost=args.galaxy_boost)
+            field(args.out, TRAIN_FIELD[0], DETECTED_TRAIN_SEED, 10, 1024, clusters=phat)
+            for fld, seed, n, side, gal, gc in OUTER_FIELDS:
+                sim_field(args.out, "outer", fld, seed, n, side, galaxy_boost=gal, gc_boost=gc)
         if args.prepare_only in ("all", "test"):
             for fld, seed, n, side in ASCD_TEST_FIELDS:
                 sim_field(args.out, "test", fld, seed, n, side)
