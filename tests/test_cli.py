@@ -224,6 +224,9 @@ def test_search_bad_arguments(two_fields, tmp_path):
         (["search", str(two_fields), "--out", str(tmp_path / "o"), "--catalogs", "some"], 2,
          "invalid choice: 'some'"),
         (["search", str(two_fields)], 2, "the following arguments are required: --out"),
+        (["search", str(two_fields), "--out", str(tmp_path / "o"), "--fragment-radius", "-1",
+          "--quiet"],
+         1, "fragment_radius must be >= 0 arcsec"),
     ]
     for args, status, message in cases:
         res = _cli(*args)

@@ -42,6 +42,9 @@ def add_parser(subparsers):
     parser.add_argument("--match-radius", type=float, default=1.0, metavar="ARCSEC",
                         help="de-duplication and literature matching radius "
                              "(default %(default)s)")
+    parser.add_argument("--fragment-radius", type=float, default=2.5, metavar="ARCSEC",
+                        help="candidates closer than this are merged as fragments of one "
+                             "object, 0 to keep them all (default %(default)s)")
     parser.add_argument("--scheduler", default="processes", metavar="ADDRESS",
                         help="'processes' (default: local Dask worker processes), 'threads', "
                              "'synchronous', or the address of a running Dask scheduler "
@@ -96,7 +99,8 @@ def run(args):
         result = search_fields(
             fields, args.out, model=args.model, threshold=args.threshold,
             mag_limit=args.mag_limit, max_radius=args.max_radius * u.kpc, nsigma=args.nsigma,
-            match_radius=args.match_radius * u.arcsec, scheduler=args.scheduler,
+            match_radius=args.match_radius * u.arcsec,
+            fragment_radius=args.fragment_radius * u.arcsec, scheduler=args.scheduler,
             n_workers=args.workers, moc_depth=args.moc_depth, montage_max=args.montage_max,
             overwrite=args.overwrite, progress=progress,
             connect_timeout=args.connect_timeout * u.s,

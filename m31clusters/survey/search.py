@@ -630,6 +630,9 @@ def search_fields(fields, out_dir, *, model=None, threshold=None, mag_limit=21.0
 
     if not fields:
         raise ValueError("no fields to search")
+    fragment_radius = as_quantity(fragment_radius, u.arcsec, "fragment_radius")
+    if not fragment_radius.to_value(u.arcsec) >= 0:  # checked before any work or file
+        raise ValueError(f"fragment_radius must be >= 0 arcsec, got {fragment_radius}")
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"output directory {str(out)!r} is a file")
