@@ -20,9 +20,10 @@ Every step is a public function of the library; `run_demo` composes them and
 is meant to be read as an example of how to compose them yourself.
 
 The shipped classifier (``m31clusters/data/models/demo_classifier.zip``) was
-trained on simulated stamps only, by ``scripts/train_demo_model.py``; it is a
-demonstration model, not the ResNet-50 of Zhang et al. (2025), and its scores
-on real PAndAS images are not calibrated.
+trained on simulated PAndAS fields only, by the recipe of
+``benchmarks/bench_search_quality.py`` (``scripts/train_demo_model.py``); it
+is a demonstration model, not the ResNet-50 of Zhang et al. (2025), and its
+``Conf`` is calibrated for simulated fields, not real PAndAS images.
 """
 
 import sys
