@@ -130,6 +130,14 @@ def _load_model(model):
     return _MODELS[key]
 
 
+def _fragment_radius(value):
+    """The fragment-merging radius as a Quantity; refused unless >= 0 arcsec."""
+    value = as_quantity(value, u.arcsec, "fragment_radius")
+    if not value.to_value(u.arcsec) >= 0:
+        raise ValueError(f"fragment_radius must be >= 0 arcsec, got {value}")
+    return value
+
+
 def _radius_limit(max_radius):
     """Angular radius (deg) of the projected-radius cut about M31's centre."""
     from ..geometry import M31_DISTANCE
@@ -336,9 +344,7 @@ def search_field(images, catalog=None, *, model=None, threshold=None, mag_limit=
     timings = dict.fromkeys(SEARCH_STAGES, 0.0)
     t = time.perf_counter()
     max_radius = as_quantity(max_radius, u.kpc, "max_radius")
-    fragment_radius = as_quantity(fragment_radius, u.arcsec, "fragment_radius")
-    if not fragment_radius.to_value(u.arcsec) >= 0:
-        raise ValueError(f"fragment_radius must be >= 0 arcsec, got {fragment_radius}")
+    fragment_radius = _fragment_radius(fragment_radius)
     if not 0 <= float(min_valid) <= 1:
         raise ValueError(f"min_valid must lie in [0, 1], got {min_valid!r}")
     chunk_size = int(chunk_size)
@@ -630,9 +636,7 @@ def search_fields(fields, out_dir, *, model=None, threshold=None, mag_limit=21.0
 
     if not fields:
         raise ValueError("no fields to search")
-    fragment_radius = as_quantity(fragment_radius, u.arcsec, "fragment_radius")
-    if not fragment_radius.to_value(u.arcsec) >= 0:  # checked before any work or file
-        raise ValueError(f"fragment_radius must be >= 0 arcsec, got {fragment_radius}")
+    fragment_radius = _fragment_radius(fragment_radius)  # checked before any work or file
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"output directory {str(out)!r} is a file")
