@@ -484,6 +484,8 @@ def build_training_set(images, sources, positives, *, match_radius=1 * u.arcsec,
             f"exclusion_radius ({exclusion_radius}) must be at least match_radius "
             f"({match_radius})")
     fractions = _check_splits(splits)
+    if allow_one_class and footprint is None:
+        raise ValueError("allow_one_class=True needs an explicit footprint (e.g. 'images')")
     bands = tuple(bands)
     missing = [b for b in bands if b not in images]
     if missing:
@@ -519,8 +521,6 @@ def build_training_set(images, sources, positives, *, match_radius=1 * u.arcsec,
         for h in opened:
             h.close()
     meta["n_positives_on_images"] = int(on_pos.sum())
-    if allow_one_class and footprint is None:
-        raise ValueError("allow_one_class=True needs an explicit footprint (e.g. 'images')")
     if not on_pos.any() and not allow_one_class:
         raise TrainingSetError(
             f"none of the {len(pos)} positives falls on the {bands[0]} images: the label "

@@ -130,7 +130,6 @@ def zeropoint_scales(zeropoints, *, scale=50.0, reference=None):
 
     Examples
     --------
-    >>> from m31clusters.cutout import Cutout
     >>> from m31clusters.cutout.normalize import zeropoint_scales
     >>> s = zeropoint_scales({"g": 34.3258, "i": 33.7258})
     >>> [round(v, 2) for v in s]
@@ -279,8 +278,7 @@ def _transform_block(x, invalid, config):
         y = np.arcsinh((x - med[:, None, None, :]) / scale[:, None, None, :])
     elif method == "asinh_flux":
         vals.sort(axis=-1)  # NaN last
-        med = sorted_quantile(vals, nval, 0.5)
-        med = np.where(np.isfinite(med), med, 0.0)
+        med = sorted_quantile(vals, nval, 0.5)  # NaN only where every pixel is filled
         scale = np.asarray(config["scale"], dtype=np.float64)
         if scale.ndim and scale.size != c:
             raise ValueError(f"asinh_flux has {scale.size} scales for stamps of {c} bands")
