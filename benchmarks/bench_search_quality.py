@@ -129,20 +129,9 @@ def detect_and_measure(images):
 
 
 def field(out, fld, seed, n_ccds, ccd, clusters=None, detect=True):
-    """Simulated field *fld* (cached in out/m###_s<seed>): images, truth, sources."""
-    from m31clusters.simulate import simulate_field
-
-    d = Path(out) / f"m{fld:03d}_s{seed}"
-    truth_path = d / f"m{fld:03d}_truth.ecsv"
+    """Simulated field *fld* (cached in out/m###_s<seed>): images, truth, detected sources."""
+    images, truth, d = sim_field(out, "", fld, seed, n_ccds, ccd, clusters=clusters)
     src_path = d / "sources.ecsv"
-    images = {b: d / f"m{fld:03d}_{b}.fit" for b in "gi"}
-    if not truth_path.exists():
-        d.mkdir(parents=True, exist_ok=True)
-        t = time.perf_counter()
-        simulate_field(fld, n_ccds=n_ccds, ccd_shape=(ccd, ccd), seed=seed, out_dir=d,
-                       clusters=clusters, overwrite=True)
-        _log(f"simulated m{fld:03d} seed {seed} in {time.perf_counter() - t:.0f} s")
-    truth = Table.read(truth_path)
     sources = None
     if detect:
         if not src_path.exists():
@@ -177,7 +166,7 @@ def base_rate(out, n_ccds, ccd, mag_limit=21.0):
 
 def sim_field(out, group, fld, seed, n_ccds, side, *, clusters=None, galaxy_boost=1.0,
               gc_boost=1.0):
-    """A simulated field in out/<group>/m###_s<seed> (cached): images, truth, ascd sources."""
+    """A simulated field in out/<group>/m###_s<seed> (cached): images, truth, its directory."""
     from m31clusters.simulate import M31_SCENE, simulate_field
 
     d = Path(out) / group / f"m{fld:03d}_s{seed}"
@@ -192,7 +181,7 @@ def sim_field(out, group, fld, seed, n_ccds, side, *, clusters=None, galaxy_boos
                        clusters=clusters, overwrite=True)
         _log(f"simulated {group} m{fld:03d} seed {seed} in {time.perf_counter() - t:.0f} s")
     images = {b: d / f"m{fld:03d}_{b}.fit" for b in "gi"}
-    return images, Table.read(truth_path), ascd_sources(d / f"m{fld:03d}p.ascd"), d
+    return images, Table.read(truth_path), d
 
 
 def ascd_sources(path):
@@ -241,7 +230,8 @@ def train(args, out, rate):
 
     phat = load_phat_clusters()
     fld, seed = TRAIN_FIELD
-    images, truth, sources, _ = sim_field(out, "train", fld, seed, 36, None, clusters=phat)
+    images, _, d = sim_field(out, "train", fld, seed, 36, None, clusters=phat)
+    sources = ascd_sources(d / f"m{fld:03d}p.ascd")
     ts = build_training_set(images, sources, phat, footprint=in_phat_footprint,
                             mag_limit=args.mag_limit, size=STAMP, splits=(0.7, 0.3, 0.0),
                             tile_size=1 * u.arcmin, seed=seed)
@@ -257,8 +247,9 @@ def train(args, out, rate):
                                    seed=DETECTED_TRAIN_SEED))
     _log(f"detected m{fld:03d}: {[tuple(r) for r in sets[-1].counts()]}")
     for nf, ns, nc, side, gal, gc in OUTER_FIELDS:
-        nimg, ntruth, nsrc, _ = sim_field(out, "outer", nf, ns, nc, side, galaxy_boost=gal,
-                                          gc_boost=gc)
+        nimg, ntruth, nd = sim_field(out, "outer", nf, ns, nc, side, galaxy_boost=gal,
+                                     gc_boost=gc)
+        nsrc = ascd_sources(nd / f"m{nf:03d}p.ascd")
         known = ntruth[ntruth["on_ccd"] & (ntruth["kind"] == "cluster")]
         sets.append(build_training_set(nimg, nsrc, known, footprint="images",
                                        mag_limit=args.mag_limit, size=STAMP,
@@ -351,7 +342,8 @@ def evaluate_fields(args, out, clf):
     tests += [("detected", f, s, n or args.test_ccds, args.ccd) for f, s, n in TEST_FIELDS]
     for how, fld, seed, n, side in tests:
         if how == "ascd":
-            images, truth, sources, _ = sim_field(out, "test", fld, seed, n, side)
+            images, truth, d = sim_field(out, "test", fld, seed, n, side)
+            sources = ascd_sources(d / f"m{fld:03d}p.ascd")
             size = None
         else:
             images, truth, sources, _ = field(out, fld, seed, n, side)
