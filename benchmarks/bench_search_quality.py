@@ -81,6 +81,8 @@ OUTER_FIELDS = [(279, 111, 10, 1024, 5, 1), (285, 113, 6, 2048, 5, 1), (212, 114
                 (210, 143, 6, 2048, 5, 15), (228, 144, 6, 2048, 5, 15),
                 (207, 151, 6, 2048, 3, 150), (301, 152, 6, 2048, 3, 150),
                 (254, 153, 6, 2048, 3, 150)]
+#: seeds of the copies of the detected training field with artificial clusters injected
+INJECT_SEEDS = (171, 172, 173)
 #: (field, seed, CCDs, CCD side): test fields through their ascd catalogues
 ASCD_TEST_FIELDS = [(233, 401, 9, 2048), (249, 402, 9, 2048)]
 #: (field, seed, CCDs; None: --test-ccds), detected and measured test fields
@@ -145,6 +147,45 @@ def field(out, fld, seed, n_ccds, ccd, clusters=None, detect=True):
     return images, truth, sources, d
 
 
+def injected_field(out, images, seed, n_per_ccd, young_fraction):
+    """
+    A copy of *images* (cached in out/inject_s<seed>) with artificial clusters added to
+    every CCD by ``inject_clusters`` (g 15-21, half-light radii 0.5-10 pc log-uniform,
+    young and old), detected and measured: images, sources, injected clusters (SkyCoord).
+    """
+    from astropy.coordinates import SkyCoord
+
+    from m31clusters.catalog import Catalog
+    from m31clusters.simulate import inject_clusters
+
+    d = Path(out) / f"inject_s{seed}"
+    paths = {b: d / Path(images[b]).name for b in "gi"}
+    truth_path, src_path = d / "injected.ecsv", d / "sources.ecsv"
+    if not truth_path.exists():
+        d.mkdir(parents=True, exist_ok=True)
+        t = time.perf_counter()
+        rng = np.random.default_rng(seed)
+        with fits.open(images["g"]) as hg, fits.open(images["i"]) as hi:
+            out_g, out_i, truths = [hg[0].copy()], [hi[0].copy()], []
+            for k in range(1, len(hi)):
+                injected, truth = inject_clusters(
+                    {"g": hg[k], "i": hi[k]}, n=n_per_ccd, mag_range=(15.0, 21.0),
+                    young_fraction=young_fraction, seed=int(rng.integers(2**31)))
+                out_g.append(injected["g"])
+                out_i.append(injected["i"])
+                truths.append(truth)
+            fits.HDUList(out_g).writeto(paths["g"], overwrite=True)
+            fits.HDUList(out_i).writeto(paths["i"], overwrite=True)
+        sources = detect_and_measure(paths)
+        Table(sources).write(src_path, format="ascii.ecsv", overwrite=True)
+        vstack(truths, metadata_conflicts="silent").write(truth_path, overwrite=True)
+        _log(f"injected {n_per_ccd} clusters per CCD (seed {seed}), {len(sources)} sources "
+             f"in {time.perf_counter() - t:.0f} s")
+    truth = Table.read(truth_path)
+    sources = Catalog(Table.read(src_path, format="ascii.ecsv"))
+    return paths, sources, SkyCoord(truth["ra"], truth["dec"], unit="deg")
+
+
 def base_rate(out, n_ccds, ccd, mag_limit=21.0):
     """Clusters per g < 21 catalogue source on the RATE_FIELDS (scene population, in out/rate)."""
     from m31clusters.io.pandas_ascd import read_pandas_ascd
@@ -207,22 +248,10 @@ def _zeropoints(images):
         return {"g": float(hg[1].header["MAGZPT"]), "i": float(hi[1].header["MAGZPT"])}
 
 
-def _thin(ts, n_max, rng):
-    """Keep every cluster and at most n_max[split] random non-clusters per split."""
-    from m31clusters.training import TrainingSet
-
-    keep = []
-    for split, n in n_max.items():
-        sel = ts.table["split"] == split
-        keep.append(np.flatnonzero(sel & (ts.table["label"] == 1)))
-        neg = np.flatnonzero(sel & (ts.table["label"] == 0))
-        keep.append(rng.choice(neg, min(n, neg.size), replace=False))
-    keep = np.sort(np.concatenate(keep))
-    return TrainingSet(cutouts=ts.cutouts[keep], table=ts.table[keep])
-
-
 def train(args, out, rate):
     """Training set by the recipe; fit, hard-example round, calibration, threshold."""
+    from astropy.coordinates import concatenate
+
     from m31clusters.classifier import ClusterClassifier
     from m31clusters.cutout import zeropoint_scales
     from m31clusters.datasets import in_phat_footprint, load_phat_clusters
@@ -236,16 +265,32 @@ def train(args, out, rate):
                             mag_limit=args.mag_limit, size=STAMP, splits=(0.7, 0.3, 0.0),
                             tile_size=1 * u.arcmin, seed=seed)
     _log(f"training set m{fld:03d}: {[tuple(r) for r in ts.counts()]}")
-    sets = [_thin(ts, {"train": args.n_neg, "val": args.n_neg // 2},
-                  np.random.default_rng(seed))]
+    sets = [ts.thin({"train": args.n_neg, "val": args.n_neg // 2}, seed=seed)]
     # the same field detected and measured (the search without a catalogue): the stamps of
     # detections (fragments, blends, saturated stars) besides the catalogue's
+    # (training split only: its copies with artificial clusters below share its pixels)
     dimg, _, dsrc, _ = field(out, fld, DETECTED_TRAIN_SEED, 10, 1024, clusters=phat)
+    detected_splits = (1.0, 0.0, 0.0) if args.inject_copies else (0.7, 0.3, 0.0)
     sets.append(build_training_set(dimg, dsrc, phat, footprint=in_phat_footprint,
                                    mag_limit=args.mag_limit, size=STAMP,
-                                   splits=(0.7, 0.3, 0.0), tile_size=1 * u.arcmin,
+                                   splits=detected_splits, tile_size=1 * u.arcmin,
                                    seed=DETECTED_TRAIN_SEED))
     _log(f"detected m{fld:03d}: {[tuple(r) for r in sets[-1].counts()]}")
+    # artificial clusters injected into copies of the detected field: positives of every
+    # size, colour and brightness the survey may hold, beyond PHAT's (few clusters larger
+    # than 4 pc, brighter than g = 17 or as blue as the youngest); PHAT's own clusters stay
+    # positives, the rest of the field's detections negatives.  The copies share their
+    # pixels with each other and with the detected field, so all of them train only: the
+    # validation (calibration, threshold) is the ascd field's and the outer fields' own.
+    for iseed in INJECT_SEEDS[: args.inject_copies]:
+        iimg, isrc, icoord = injected_field(out, dimg, iseed, args.inject_per_ccd,
+                                            args.inject_young)
+        known = concatenate([phat["coord"], icoord])
+        sets.append(build_training_set(iimg, isrc, known, footprint=in_phat_footprint,
+                                       mag_limit=args.mag_limit, size=STAMP,
+                                       splits=(1.0, 0.0, 0.0), tile_size=1 * u.arcmin,
+                                       seed=iseed))
+        _log(f"injected s{iseed}: {[tuple(r) for r in sets[-1].counts()]}")
     for nf, ns, nc, side, gal, gc in OUTER_FIELDS:
         nimg, ntruth, nd = sim_field(out, "outer", nf, ns, nc, side, galaxy_boost=gal,
                                      gc_boost=gc)
@@ -405,6 +450,12 @@ def main(argv=None):
     p.add_argument("--flux-scale", type=float, default=50.0,
                    help="asinh_flux scale of the g band (image units)")
     p.add_argument("--progress", action="store_true")
+    p.add_argument("--inject-copies", type=int, default=len(INJECT_SEEDS),
+                   help="copies of the detected training field with artificial clusters")
+    p.add_argument("--inject-per-ccd", type=int, default=40,
+                   help="artificial clusters per CCD and copy")
+    p.add_argument("--inject-young", type=float, default=0.7,
+                   help="fraction of young clusters among the injected ones")
     p.add_argument("--test-ccds", type=int, default=3)
     p.add_argument("--rate-ccds", type=int, default=9, help="CCDs per base-rate field")
     p.add_argument("--mag-limit", type=float, default=21.0)

@@ -124,6 +124,74 @@ class TrainingSet:
             rows.append((s, int(np.sum(lab == 1)), int(np.sum(lab == 0))))
         return Table(rows=rows, names=("split", "n_cluster", "n_other"))
 
+    def thin(self, max_negatives, *, seed=None):
+        """
+        Keep every cluster and at most *max_negatives* random non-clusters per split.
+
+        A real field has ~10^5 sources brighter than the magnitude limit and
+        a few hundred clusters; the non-clusters are thinned to what a
+        training run can afford.  They are drawn uniformly, whatever they
+        are (stars, blends, galaxies, fragments), so their mix stays that of
+        the field, as the prior-shift calibration assumes.
+
+        Parameters
+        ----------
+        max_negatives : int or dict
+            The most non-clusters kept in each split, or a dict split name
+            -> number (splits not named are kept whole).
+        seed : int or None, optional
+            Seed of the random choice.
+
+        Returns
+        -------
+        `TrainingSet`
+            A new set, rows in their original order; ``table.meta`` gains
+            ``n_thinned`` (the non-clusters left out).
+
+        Raises
+        ------
+        ValueError
+            For an unknown split name or a negative or non-integer number.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from astropy.table import Table
+        >>> from m31clusters.cutout import Cutout
+        >>> from m31clusters.training import TrainingSet
+        >>> t = Table({"label": [1, 0, 0, 0, 0, 0], "split": ["train"] * 4 + ["val"] * 2})
+        >>> ts = TrainingSet(Cutout(np.zeros((6, 8, 8, 2))), t)
+        >>> small = ts.thin({"train": 1}, seed=0)
+        >>> small.counts()["n_other"].tolist(), small.table.meta["n_thinned"]
+        ([1, 2, 0], 2)
+        """
+        if isinstance(max_negatives, dict):
+            limits = dict(max_negatives)
+        else:
+            limits = dict.fromkeys(SPLIT_NAMES, max_negatives)
+        for split, n in limits.items():
+            if split not in SPLIT_NAMES:
+                raise ValueError(f"unknown split {split!r}; the splits are {SPLIT_NAMES}")
+            if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+                raise ValueError(
+                    f"max_negatives for split {split!r} must be a non-negative integer; "
+                    f"got {n!r}")
+        rng = np.random.default_rng(seed)
+        split = np.asarray(self.table["split"])
+        negative = np.asarray(self.table["label"]) == 0
+        keep = ~negative
+        for name in SPLIT_NAMES:
+            idx = np.flatnonzero((split == name) & negative)
+            if name not in limits:
+                keep[idx] = True
+            else:
+                keep[rng.choice(idx, min(int(limits[name]), idx.size), replace=False)] = True
+        rows = np.flatnonzero(keep)
+        table = self.table[rows]
+        table.meta = dict(self.table.meta)
+        table.meta["n_thinned"] = int(table.meta.get("n_thinned", 0)) + int((~keep).sum())
+        return TrainingSet(cutouts=self.cutouts[rows], table=table)
+
     @classmethod
     def concatenate(cls, training_sets):
         """

@@ -279,6 +279,38 @@ def test_deblending_splits_close_pairs():
     assert np.all(m["det"] != "")
 
 
+def test_single_peaked_segments_skip_deblending(monkeypatch):
+    """Segments with one local maximum are not deblended: the same catalogue as deblending all."""
+    pytest.importorskip("skimage")
+    import m31clusters.photometry.detection as detection
+
+    rng = np.random.default_rng(5)
+    shape = (300, 300)
+    n = 400  # crowded: many blended segments besides isolated stars
+    x, y = rng.uniform(5, 295, n), rng.uniform(5, 295, n)
+    flux = 10 ** rng.uniform(3, 5, n)
+    w = _wcs(shape)
+    img = NDData(_observe(SKY + _render_gaussian(shape, x, y, flux, 0.6 / PIX), rng), wcs=w)
+    calls = []
+    original = detection._multi_peaked
+
+    def spy(convolved, segm, labels):
+        out = original(convolved, segm, labels)
+        calls.append((len(segm.labels if labels is None else labels), len(out)))
+        return out
+
+    monkeypatch.setattr(detection, "_multi_peaked", spy)
+    fast = detect_sources(img, box_size=50)
+    n_all, n_multi = calls[0]
+    assert 0 < n_multi < n_all  # some segments skipped, some deblended
+    monkeypatch.setattr(detection, "_multi_peaked",
+                        lambda convolved, segm, labels: segm.labels if labels is None else labels)
+    full = detect_sources(img, box_size=50)
+    assert len(full) > n_all  # more sources than segments: blends were split
+    for name in ("x", "y", "flux", "area", "fwhm"):
+        np.testing.assert_array_equal(np.asarray(fast[name]), np.asarray(full[name]))
+
+
 def test_deblending_without_scikit_image(monkeypatch):
     monkeypatch.setitem(sys.modules, "skimage", None)  # makes "import skimage" fail
     img = NDData(np.random.default_rng(0).normal(0, 1, (64, 64)), wcs=_wcs((64, 64)))

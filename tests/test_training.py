@@ -344,3 +344,37 @@ def test_concatenate_training_sets():
     c = TrainingSet(a.cutouts.select_bands(["g"]), a.table)
     with pytest.raises(BandError, match="item 1"):
         TrainingSet.concatenate([a, c])
+
+
+def test_thin_keeps_clusters_and_draws_negatives_at_random():
+    images, _, sources, positives = _random_case(seed=1)
+    ts = build_training_set(images, sources, positives, size=16, footprint="images",
+                            tile_size=0.5 * u.arcmin, seed=5)
+    before = {r["split"]: (r["n_cluster"], r["n_other"]) for r in ts.counts()}
+    n_train = before["train"][1] // 2
+    small = ts.thin({"train": n_train, "val": 0}, seed=3)
+    after = {r["split"]: (r["n_cluster"], r["n_other"]) for r in small.counts()}
+    # every cluster stays; the named splits are cut to their limits, the others kept whole
+    assert after == {"train": (before["train"][0], n_train), "val": (before["val"][0], 0),
+                     "test": before["test"]}
+    assert small.table.meta["n_thinned"] == before["train"][1] - n_train + before["val"][1]
+    assert small.table.meta["n_sources"] == ts.table.meta["n_sources"]
+    # the stamps follow their rows, in the original order
+    rows = np.flatnonzero(np.isin(np.asarray(ts.table["source"]),
+                                  np.asarray(small.table["source"])))
+    np.testing.assert_array_equal(small.cutouts.data, ts.cutouts.data[rows])
+    np.testing.assert_array_equal(small.table["source"], ts.table["source"][rows])
+    # seeded: same seed, same choice; another seed, another one
+    again = ts.thin({"train": n_train, "val": 0}, seed=3)
+    np.testing.assert_array_equal(again.table["source"], small.table["source"])
+    other = ts.thin({"train": n_train, "val": 0}, seed=4)
+    assert list(other.table["source"]) != list(small.table["source"])
+    # one number for every split; a limit above the count keeps everything
+    assert len(ts.thin(10**9)) == len(ts)
+    assert ts.thin(0).counts()["n_other"].tolist() == [0, 0, 0]
+    with pytest.raises(ValueError, match="unknown split 'validation'"):
+        ts.thin({"validation": 3})
+    with pytest.raises(ValueError, match="split 'train' must be a non-negative integer"):
+        ts.thin({"train": -1})
+    with pytest.raises(ValueError, match="non-negative integer; got 2.5"):
+        ts.thin(2.5)

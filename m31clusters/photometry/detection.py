@@ -81,11 +81,30 @@ def _deblend_labels(sub, segm, min_flux):
     return segm.labels[flux >= min_flux]
 
 
+def _multi_peaked(convolved, segm, labels):
+    """
+    The *labels* (all if None) whose segment has more than one local maximum.
+
+    A local maximum is a pixel at least as high in *convolved* as its 8
+    neighbours in the same segment.  Every connected part of a segment above
+    some level holds one, so a segment with a single one is never split by
+    multi-thresholding and deblending it would return it unchanged.
+    """
+    lab = segm.data
+    inside = lab > 0
+    f = np.where(inside, convolved, -np.inf)
+    peak = inside & (f >= ndimage.maximum_filter(f, size=3, mode="constant", cval=-np.inf))
+    n_peaks = np.bincount(lab[peak], minlength=int(lab.max()) + 1)
+    labels = segm.labels if labels is None else np.asarray(labels)
+    return labels[n_peaks[labels] > 1]
+
+
 def _deblend(convolved, segm, n_pixels, labels, progress):
     """Split blended segments (multi-thresholding and watershed); only *labels* if given."""
     from photutils.segmentation import deblend_sources
 
-    if labels is not None and len(labels) == 0:
+    labels = _multi_peaked(convolved, segm, labels)
+    if len(labels) == 0:
         return segm
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # photutils' own deblending warnings
