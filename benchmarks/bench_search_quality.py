@@ -88,7 +88,11 @@ ASCD_TEST_FIELDS = [(233, 401, 9, 2048), (249, 402, 9, 2048)]
 #: (field, seed, CCDs; None: --test-ccds), detected and measured test fields
 TEST_FIELDS = [(249, 201, None), (265, 202, None), (233, 203, None), (256, 204, None),
                (248, 205, 6)]
-RATE_FIELDS = [(228, 301), (257, 302), (254, 303), (214, 304), (232, 305)]
+#: (field, seed): every PAndAS field whose centre lies within 30 kpc, other seeds than the
+#: training and test fields (the same sky for some of them, never the same pixels),
+#: simulated with the scene's own clusters on --rate-ccds CCDs each: the survey's base rate
+RATE_FIELDS = [(f, 501 + k) for k, f in enumerate(
+    (248, 249, 266, 265, 228, 257, 235, 233, 254, 285, 232, 279, 286, 276, 214, 256, 209))]
 STAMP = 32
 APERTURE = 1.5 * u.arcsec
 
@@ -186,17 +190,25 @@ def injected_field(out, images, seed, n_per_ccd, young_fraction):
     return paths, sources, SkyCoord(truth["ra"], truth["dec"], unit="deg")
 
 
-def base_rate(out, n_ccds, ccd, mag_limit=21.0):
-    """Clusters per g < 21 catalogue source on the RATE_FIELDS (scene population, in out/rate)."""
-    from m31clusters.io.pandas_ascd import read_pandas_ascd
+def base_rate(out, n_ccds, ccd, mag_limit=21.0, max_radius=30 * u.kpc):
+    """
+    Clusters per catalogue source with g < 21 within 30 kpc on the RATE_FIELDS (the
+    scene's own clusters, in out/rate): the survey's sources are mostly in the crowded
+    inner disc, so every field within 30 kpc takes part, each with the same area.
+    """
+    from astropy.coordinates import SkyCoord
+
+    from m31clusters.geometry import projected_radius
 
     n_cl = n_src = 0
     for fld, seed in RATE_FIELDS:
         _, truth, _, d = field(Path(out) / "rate", fld, seed, n_ccds, ccd, detect=False)
-        cat = read_pandas_ascd(d / f"m{fld:03d}p.ascd")
-        n_src += int(np.sum(np.asarray(cat["g"]) < mag_limit))
+        src = ascd_sources(d / f"m{fld:03d}p.ascd")
+        g = np.asarray(src["gmag"].value)
+        n_src += int(np.sum((g < mag_limit) & (src["Rproj"] < max_radius)))
         t = truth[truth["on_ccd"] & (truth["kind"] == "cluster")]
-        n_cl += int(np.sum(np.asarray(t["gmag"]) < mag_limit))
+        r = projected_radius(SkyCoord(t["ra"], t["dec"], unit="deg"))
+        n_cl += int(np.sum((np.asarray(t["gmag"]) < mag_limit) & (r < max_radius)))
     return n_cl / n_src, n_cl, n_src
 
 
@@ -248,14 +260,12 @@ def _zeropoints(images):
         return {"g": float(hg[1].header["MAGZPT"]), "i": float(hi[1].header["MAGZPT"])}
 
 
-def train(args, out, rate):
-    """Training set by the recipe; fit, hard-example round, calibration, threshold."""
+def training_set(args, out):
+    """The training set by the recipe (every field's, joined) and the training images."""
     from astropy.coordinates import concatenate
 
-    from m31clusters.classifier import ClusterClassifier
-    from m31clusters.cutout import zeropoint_scales
     from m31clusters.datasets import in_phat_footprint, load_phat_clusters
-    from m31clusters.training import TrainingSet, build_training_set, train_classifier
+    from m31clusters.training import TrainingSet, build_training_set
 
     phat = load_phat_clusters()
     fld, seed = TRAIN_FIELD
@@ -303,6 +313,16 @@ def train(args, out, rate):
         _log(f"outer field m{nf:03d}: {[tuple(r) for r in sets[-1].counts()]}")
     ts = TrainingSet.concatenate(sets)
     _log(f"training set: {[tuple(r) for r in ts.counts()]}")
+    return ts, images
+
+
+def train(args, out, rate):
+    """Training set by the recipe; fit, hard-example round, calibration, threshold."""
+    from m31clusters.classifier import ClusterClassifier
+    from m31clusters.cutout import zeropoint_scales
+    from m31clusters.training import train_classifier
+
+    ts, images = training_set(args, out)
     t = time.perf_counter()
     if args.init:
         clf = ClusterClassifier.load(args.init)
@@ -319,6 +339,16 @@ def train(args, out, rate):
     info["training_set"] = {k: v for k, v in ts.table.meta.items() if k.startswith("n_")}
     _log(f"fitted: {info}")
     return clf, info
+
+
+def recalibrate(args, out, clf, rate):
+    """Calibration and threshold of a saved model again, on the recipe's validation split."""
+    ts, _ = training_set(args, out)
+    cutouts, labels = ts.subset("val")
+    cal = clf.calibrate(cutouts, labels, base_rate=rate)
+    clf.select_threshold(cutouts, labels, metric="f1", base_rate=rate)
+    _log(f"recalibrated at base rate {rate:.4f}: {cal}; threshold {clf.threshold:.4f}")
+    return {"calibration": cal}
 
 
 def ece(prob, labels, n_bins=10):
@@ -467,6 +497,8 @@ def main(argv=None):
     p.add_argument("--hard-factor", type=float, default=4.0)
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--model", type=Path, help="evaluate this model instead of training one")
+    p.add_argument("--recalibrate", action="store_true",
+                   help="with --model: calibrate and threshold it again at the base rate")
     p.add_argument("--save-model", type=Path, help="write the trained model here")
     p.add_argument("--before", type=Path, help="also run the demo with this model")
     p.add_argument("--demo-only", action="store_true")
@@ -502,6 +534,11 @@ def main(argv=None):
         if args.model:
             clf = ClusterClassifier.load(args.model)
             info, how = {}, "as saved"
+            if args.recalibrate:
+                info = recalibrate(args, args.out, clf, rate)
+                how = info["calibration"]
+                if args.save_model:
+                    clf.save(args.save_model, overwrite=True)
         else:
             clf, info = train(args, args.out, rate)
             how = info["calibration"]

@@ -189,7 +189,10 @@ def detect_sources(image, wcs=None, *, nsigma=5.0, n_pixels=5, fwhm=3.5 * u.pix,
         Median filter size (boxes) applied to the background mesh.
     deblend : bool
         Split blended sources (multi-thresholding and watershed; needs
-        scikit-image).
+        scikit-image).  A segment with a single local maximum in the
+        smoothed image cannot be split and is not passed to the deblender
+        (the result is the same, the time is not: ~30% of the bright
+        segments of a crowded PAndAS CCD).
     deblend_limit : `~astropy.units.Quantity` (mag), optional
         Deblend only the segments that can hold a source brighter than this
         magnitude in the detection image: those whose flux is at least half
