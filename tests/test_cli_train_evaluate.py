@@ -122,3 +122,46 @@ def test_train_bad_input(field, tmp_path, capsys):
     status, err = _main(capsys, "train", "--images", field.images["g"], field.images["i"],
                         "--out", "m.zip")
     assert status == 2 and "--labels" in err.err
+
+
+def test_train_thinned_with_flux_normalization(field, tmp_path, capsys):
+    from astropy.io import fits
+
+    from m31clusters.classifier import ClusterClassifier
+    from m31clusters.cutout import zeropoint_scales
+
+    model, table = tmp_path / "model.zip", tmp_path / "ts.ecsv"
+    common = ["--sources", field.catalog_path, "--labels", field.truth_path,
+              "--architecture", "simple", "--size", "16", "--epochs", "1", "--hard-epochs", "0",
+              "--mag-limit", "23", "--tile-size", "20", "--splits", "0.6", "0.4", "0",
+              "--seed", "1", "--quiet"]
+    status, _ = _main(capsys, "train", "--images", field.images["g"], field.images["i"],
+                      "--out", model, "--table", table, "--max-negatives", "5",
+                      "--normalization", "asinh_flux", "--flux-scale", "40", *common)
+    assert status == 0
+    ts = Table.read(table)
+    for split in ("train", "val"):
+        sel = ts["split"] == split
+        assert np.sum(ts["label"][sel] == 0) == 5 and np.sum(ts["label"][sel] == 1) >= 1
+    assert ts.meta["n_thinned"] > 0
+    clf = ClusterClassifier.load(model)
+    zps = {b: fits.getheader(field.images[b], 1)["MAGZPT"] for b in "gi"}
+    assert clf.normalization["method"] == "asinh_flux"
+    np.testing.assert_allclose(clf.normalization["scale"], zeropoint_scales(zps, scale=40))
+    # bad input: a negative number; images without a zero point
+    status, err = _main(capsys, "train", "--images", field.images["g"], field.images["i"],
+                        "--out", tmp_path / "m2.zip", "--max-negatives", "-1", *common)
+    assert status == 1 and "--max-negatives must be >= 0, got -1" in err.err
+    bare = {}
+    for b in "gi":
+        with fits.open(field.images[b]) as hdul:
+            for hdu in hdul:
+                for key in ("ZP", "MAGZP", "PHOTZP", "MAGZPT", "ZEROPOINT"):
+                    hdu.header.remove(key, ignore_missing=True, remove_all=True)
+            bare[b] = tmp_path / f"bare_{b}.fit"
+            hdul.writeto(bare[b])
+    status, err = _main(capsys, "train", "--images", bare["g"], bare["i"],
+                        "--out", tmp_path / "m3.zip", "--normalization", "asinh_flux", *common)
+    assert status == 1
+    assert "asinh_flux needs the zero point of the g image" in err.err
+    assert not (tmp_path / "m2.zip").exists() and not (tmp_path / "m3.zip").exists()

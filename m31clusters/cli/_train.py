@@ -43,6 +43,15 @@ def add_parser(subparsers):
     parser.add_argument("--mag-limit", type=float, default=21.0)
     parser.add_argument("--splits", type=float, nargs=3, default=(0.7, 0.15, 0.15),
                         metavar=("TRAIN", "VAL", "TEST"))
+    parser.add_argument("--max-negatives", type=int, metavar="N",
+                        help="keep every cluster and at most N random non-clusters per split "
+                             "(default: all)")
+    parser.add_argument("--normalization", choices=("asinh", "asinh_flux"), default="asinh",
+                        help="stamp normalisation: asinh (each stamp by its own noise) or "
+                             "asinh_flux (fixed per-band scales from the images' zero points, "
+                             "so that the network sees brightness and colour)")
+    parser.add_argument("--flux-scale", type=float, default=50.0,
+                        help="asinh_flux scale of the g band, in image units (default 50)")
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--hard-epochs", type=int, default=15,
                         help="epochs of the second round with hard examples oversampled "
@@ -67,6 +76,27 @@ def _read_sources(path):
             raise FileNotFoundError(f"source list {str(path)!r} does not exist")
         return read_pandas_ascd(path)
     return _read_table(path, "source list")
+
+
+def _zeropoints(images):
+    """{band: zero point} from the first image HDU of each band's file that has one."""
+    from astropy.io import fits
+
+    from ..photometry._image import _ZP_KEYS
+
+    out = {}
+    for band, path in images.items():
+        with fits.open(path) as hdul:
+            for hdu in hdul:
+                zp = next((hdu.header[k] for k in _ZP_KEYS if k in hdu.header), None)
+                if zp is not None:
+                    out[band] = float(zp)
+                    break
+        if band not in out:
+            raise ValueError(
+                f"--normalization asinh_flux needs the zero point of the {band} image "
+                f"{str(path)!r}: none of the header cards {', '.join(_ZP_KEYS)} is set")
+    return out
 
 
 def _labels(spec, footprint):
@@ -104,6 +134,15 @@ def run(args):
     for band, p in images.items():
         if not p.is_file():
             raise FileNotFoundError(f"{band} image {str(p)!r} does not exist")
+    if args.max_negatives is not None and args.max_negatives < 0:
+        raise ValueError(f"--max-negatives must be >= 0, got {args.max_negatives}")
+    normalization = args.normalization
+    if normalization == "asinh_flux":  # checked before any work
+        from ..cutout import zeropoint_scales
+
+        normalization = {"method": "asinh_flux",
+                         "scale": zeropoint_scales(_zeropoints(images),
+                                                   scale=args.flux_scale)}
     progress = not args.quiet
     sources = _read_sources(args.sources)
     positives, footprint = _labels(args.labels, args.footprint)
@@ -112,6 +151,8 @@ def run(args):
         exclusion_radius=args.exclusion_radius * u.arcsec, mag_limit=args.mag_limit,
         size=args.size, splits=tuple(args.splits), tile_size=args.tile_size * u.arcsec,
         footprint=footprint, seed=args.seed, progress=progress)
+    if args.max_negatives is not None:
+        ts = ts.thin(args.max_negatives, seed=args.seed)
     counts = ts.counts()
     print("training set: " + ", ".join(
         f"{r['split']} {r['n_cluster']} clusters / {r['n_other']} others" for r in counts))
@@ -121,8 +162,9 @@ def run(args):
           f"off the image, {m['n_split_border']} on split borders")
     init = ClusterClassifier.load(args.init) if args.init else None
     clf, info = train_classifier(ts, classifier=init, architecture=args.architecture,
-                                 epochs=args.epochs, hard_epochs=args.hard_epochs,
-                                 base_rate=args.base_rate, seed=args.seed, progress=progress)
+                                 normalization=normalization, epochs=args.epochs,
+                                 hard_epochs=args.hard_epochs, base_rate=args.base_rate,
+                                 seed=args.seed, progress=progress)
     if args.table:
         from ..utils._io import atomic_path
 
