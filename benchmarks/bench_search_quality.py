@@ -154,13 +154,13 @@ def field(out, fld, seed, n_ccds, ccd, clusters=None, detect=True):
 def injected_field(out, images, seed, n_per_ccd, young_fraction):
     """
     A copy of *images* (cached in out/inject_s<seed>) with artificial clusters added to
-    every CCD by ``inject_clusters`` (g 15-21, half-light radii 0.5-10 pc log-uniform,
+    every CCD by ``inject_field`` (g 15-21, half-light radii 0.5-10 pc log-uniform,
     young and old), detected and measured: images, sources, injected clusters (SkyCoord).
     """
     from astropy.coordinates import SkyCoord
 
     from m31clusters.catalog import Catalog
-    from m31clusters.simulate import inject_clusters
+    from m31clusters.simulate import inject_field
 
     d = Path(out) / f"inject_s{seed}"
     paths = {b: d / Path(images[b]).name for b in "gi"}
@@ -168,21 +168,11 @@ def injected_field(out, images, seed, n_per_ccd, young_fraction):
     if not truth_path.exists():
         d.mkdir(parents=True, exist_ok=True)
         t = time.perf_counter()
-        rng = np.random.default_rng(seed)
-        with fits.open(images["g"]) as hg, fits.open(images["i"]) as hi:
-            out_g, out_i, truths = [hg[0].copy()], [hi[0].copy()], []
-            for k in range(1, len(hi)):
-                injected, truth = inject_clusters(
-                    {"g": hg[k], "i": hi[k]}, n=n_per_ccd, mag_range=(15.0, 21.0),
-                    young_fraction=young_fraction, seed=int(rng.integers(2**31)))
-                out_g.append(injected["g"])
-                out_i.append(injected["i"])
-                truths.append(truth)
-            fits.HDUList(out_g).writeto(paths["g"], overwrite=True)
-            fits.HDUList(out_i).writeto(paths["i"], overwrite=True)
+        paths, truth = inject_field(images, d, n_per_ccd, seed=seed, mag_range=(15.0, 21.0),
+                                    young_fraction=young_fraction, overwrite=True)
         sources = detect_and_measure(paths)
         Table(sources).write(src_path, format="ascii.ecsv", overwrite=True)
-        vstack(truths, metadata_conflicts="silent").write(truth_path, overwrite=True)
+        truth.write(truth_path, overwrite=True)
         _log(f"injected {n_per_ccd} clusters per CCD (seed {seed}), {len(sources)} sources "
              f"in {time.perf_counter() - t:.0f} s")
     truth = Table.read(truth_path)

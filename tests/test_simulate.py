@@ -516,3 +516,72 @@ def test_scene_wrong_unit_names_the_field():
         M31_SCENE.replace(cluster_reff_range=(0.5 * u.pc, 1.0 * u.s))
     with pytest.raises(ValueError, match=r"Scene\.distance must be positive"):
         M31_SCENE.replace(distance=0 * u.kpc)
+
+
+def test_inject_field_every_ccd(tmp_path):
+    from m31clusters.simulate import inject_clusters, inject_field, simulate_field
+
+    sim = simulate_field(248, n_ccds=2, ccd_shape=(200, 240), out_dir=tmp_path, seed=3,
+                         catalog=False)
+    out = tmp_path / "injected"
+    out.mkdir()
+    paths, truth = inject_field(sim.images, out, n_per_ccd=4, seed=9, mag_range=(16, 19),
+                                young_fraction=0.5)
+    assert {b: p.name for b, p in paths.items()} == {"g": "m248_g.fit", "i": "m248_i.fit"}
+    assert len(truth) == 8 and truth["hdu"].tolist() == [1] * 4 + [2] * 4
+    assert np.all((truth["gmag"] >= 16 * u.mag) & (truth["gmag"] <= 19 * u.mag))
+    # each CCD is inject_clusters on that CCD with its own stream of the seed
+    rng = np.random.default_rng(9)
+    with fits.open(sim.images["g"]) as g, fits.open(sim.images["i"]) as i, \
+            fits.open(paths["g"]) as cg, fits.open(paths["i"]) as ci:
+        assert len(cg) == len(g) and cg[0].header["OBJECT"] == g[0].header["OBJECT"]
+        for k in (1, 2):
+            ref, t = inject_clusters({"g": g[k], "i": i[k]}, n=4, seed=int(rng.integers(2**31)),
+                                     mag_range=(16, 19), young_fraction=0.5)
+            np.testing.assert_array_equal(cg[k].data, ref["g"].data)
+            np.testing.assert_array_equal(ci[k].data, ref["i"].data)
+            assert cg[k].header["EXTNAME"] == g[k].header["EXTNAME"]
+            assert cg[k].header["MAGZPT"] == g[k].header["MAGZPT"]
+            sel = truth["hdu"] == k
+            np.testing.assert_allclose(truth["ra"][sel], t["ra"])
+            assert set(truth["extname"][sel]) == {g[k].header["EXTNAME"]}
+            # the injected clusters are on their CCD's image
+            assert np.all(cg[k].data.sum() > g[k].data.sum())
+        # the inputs are untouched
+        np.testing.assert_array_equal(fits.getdata(sim.images["g"], 1), g[1].data)
+    # seeded: the same copies again (overwrite=True), never without it
+    before = fits.getdata(paths["g"], 2)
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        inject_field(sim.images, out, n_per_ccd=4, seed=9)
+    again, _ = inject_field(sim.images, out, n_per_ccd=4, seed=9, mag_range=(16, 19),
+                            young_fraction=0.5, overwrite=True)
+    np.testing.assert_array_equal(fits.getdata(again["g"], 2), before)
+
+
+def test_inject_field_bad_input(tmp_path):
+    from m31clusters.simulate import inject_field, simulate_field
+
+    sim = simulate_field(248, n_ccds=2, ccd_shape=(128, 128), out_dir=tmp_path, seed=3,
+                         catalog=False)
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(ValueError, match="holds the g input"):
+        inject_field(sim.images, tmp_path)
+    with pytest.raises(TypeError, match="sets 'positions' itself"):
+        inject_field(sim.images, out, positions=[[1, 2]] * u.pix)
+    with pytest.raises(ValueError, match="n_per_ccd must be a non-negative integer"):
+        inject_field(sim.images, out, n_per_ccd=2.5)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        inject_field(sim.images, tmp_path / "nowhere")
+    # stacks with different CCDs: an error, and no copy written (all or none)
+    one = tmp_path / "one"
+    one.mkdir()
+    with fits.open(sim.images["i"]) as h:
+        fits.HDUList([h[0].copy(), h[1].copy()]).writeto(one / "m248_i.fit")
+    with pytest.raises(ValueError, match="does not have the same CCDs"):
+        inject_field({"g": sim.images["g"], "i": one / "m248_i.fit"}, out)
+    assert list(out.iterdir()) == []
+    # a failure while writing leaves nothing either (here: a bad magnitude range)
+    with pytest.raises(ValueError):
+        inject_field(sim.images, out, n_per_ccd=2, mag_range=(20, 15))
+    assert list(out.iterdir()) == []

@@ -12,11 +12,12 @@ injection into real images to measure completeness.
 * `simulate_field`: multi-extension FITS images, a PAndAS-format source
   catalogue and the truth table of one MegaCam field;
 * `simulate_stamps`: labelled two-band stamps for training;
-* `inject_clusters`: artificial clusters added to copies of real images.
+* `inject_clusters`: artificial clusters added to copies of real images;
+  `inject_field` does it for every CCD of a field's stacks.
 """
 
 from .field import SimulatedField, megacam_layout, simulate_field
-from .inject import inject_clusters
+from .inject import inject_clusters, inject_field
 from .instrument import PANDAS, Instrument, moffat_alpha
 from .scene import M31_SCENE, Scene
 from .stamps import STAMP_PROPORTIONS, simulate_stamps
@@ -33,4 +34,5 @@ __all__ = [
     "simulate_stamps",
     "STAMP_PROPORTIONS",
     "inject_clusters",
+    "inject_field",
 ]

@@ -1,5 +1,6 @@
 """
-Artificial-cluster injection into real images, for completeness measurements.
+Artificial-cluster injection into real images, for completeness measurements
+and for training positives beyond a label catalogue's range.
 """
 
 import numpy as np
@@ -11,6 +12,7 @@ from astropy.table import Table
 from astropy.wcs import WCS
 
 from ..exceptions import BandError, NoWCSError
+from ..utils._io import atomic_paths
 from ..utils._validation import as_quantity
 from . import scene as _scene
 from ._common import check_mag_range, cluster_obj
@@ -19,7 +21,7 @@ from .profiles import add_box, render_extended, split_position
 from .render import add_stars
 from .scene import M31_SCENE
 
-__all__ = ["inject_clusters"]
+__all__ = ["inject_clusters", "inject_field"]
 
 
 def _unpack(image, band):
@@ -296,3 +298,133 @@ def _to_pixels(value, name, pixel_scale):
     except u.UnitConversionError:
         raise u.UnitTypeError(f"{name} must be in pixels or an angle, got {value.unit!s}") \
             from None
+
+
+#: inject_clusters arguments that inject_field sets itself
+_FIELD_OWN = ("images", "wcs", "n", "positions", "seed")
+
+
+def _image_hdus(hdul):
+    return [k for k, h in enumerate(hdul) if h.is_image and h.header.get("NAXIS", 0) == 2]
+
+
+def inject_field(images, out_dir, n_per_ccd=40, *, seed=None, overwrite=False, **kwargs):
+    """
+    Add artificial clusters to every CCD of copies of multi-extension stacks.
+
+    `inject_clusters` on each pair of image extensions of a PAndAS-like
+    field (``m###_g.fit`` and ``m###_i.fit``: one image HDU per CCD, the
+    same CCDs in the same order in both), each CCD with its own random
+    stream.  The copies keep the inputs' file names, headers and HDU
+    layout and are written into *out_dir* all or none.
+
+    Parameters
+    ----------
+    images : dict
+        Band name -> path of the band's multi-extension FITS stack.
+    out_dir : str or path-like
+        Existing directory for the copies; never the inputs' own.
+    n_per_ccd : int
+        Artificial clusters per CCD.
+    seed : int or None
+        Random seed (the same seed gives the same copies).
+    overwrite : bool
+        Replace existing copies (default: `FileExistsError` before any
+        work).
+    **kwargs
+        Passed to `inject_clusters` (``mag_range``, ``reff_range``,
+        ``young_fraction``, ``margin``, ``fwhm``, ``instrument``, ``scene``,
+        ``add_noise``, ...).
+
+    Returns
+    -------
+    paths : dict
+        Band -> path of the copy.
+    truth : `~astropy.table.Table`
+        The injected clusters (the columns of `inject_clusters`) with
+        ``hdu`` (extension index) and ``extname``.
+
+    Raises
+    ------
+    ValueError
+        If the stacks differ in their CCDs or shapes, *out_dir* holds the
+        inputs themselves, or *n_per_ccd* is not a non-negative integer.
+    TypeError
+        For an argument of `inject_clusters` that this function sets
+        itself (``positions``, ``n``, ``seed``, ``wcs``).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from m31clusters.simulate import inject_field, simulate_field
+    >>> d = tempfile.mkdtemp()
+    >>> sim = simulate_field(248, n_ccds=2, ccd_shape=(256, 256), out_dir=d, seed=1,
+    ...                      catalog=False)
+    >>> paths, truth = inject_field(sim.images, tempfile.mkdtemp(), n_per_ccd=3, seed=2,
+    ...                             mag_range=(17, 20))
+    >>> len(truth), sorted(set(truth["hdu"].tolist()))
+    (6, [1, 2])
+    """
+    from pathlib import Path
+
+    bad = [k for k in kwargs if k in _FIELD_OWN]
+    if bad:
+        raise TypeError(f"inject_field sets {bad[0]!r} itself; it cannot be passed")
+    if isinstance(n_per_ccd, bool) or not isinstance(n_per_ccd, (int, np.integer)) \
+            or n_per_ccd < 0:
+        raise ValueError(f"n_per_ccd must be a non-negative integer, got {n_per_ccd!r}")
+    if not hasattr(images, "items") or not images:
+        raise TypeError("images must be a non-empty dict mapping band name -> FITS path")
+    out_dir = Path(out_dir)
+    if not out_dir.is_dir():
+        raise FileNotFoundError(f"output directory {str(out_dir)!r} does not exist")
+    sources = {b: Path(p) for b, p in images.items()}
+    targets = {b: out_dir / p.name for b, p in sources.items()}
+    for b, p in sources.items():
+        if not p.is_file():
+            raise FileNotFoundError(f"{b} image {str(p)!r} does not exist")
+        if targets[b].exists() and targets[b].resolve() == p.resolve():
+            raise ValueError(f"out_dir {str(out_dir)!r} holds the {b} input {str(p)!r} "
+                             "itself; write the copies elsewhere")
+    if len({t.name for t in targets.values()}) != len(targets):
+        raise ValueError("the bands' stacks have the same file name; their copies would "
+                         "collide in out_dir")
+    bands = list(sources)
+    hduls = {b: fits.open(p, memmap=True) for b, p in sources.items()}
+    try:
+        exts = {b: _image_hdus(h) for b, h in hduls.items()}
+        ref = bands[0]
+        for b in bands[1:]:
+            if exts[b] != exts[ref] or any(
+                    hduls[b][k].data.shape != hduls[ref][k].data.shape for k in exts[ref]):
+                raise ValueError(f"the {b} stack {str(sources[b])!r} does not have the same "
+                                 f"CCDs (image extensions and shapes) as the {ref} stack")
+        if not exts[ref]:
+            raise ValueError(f"the {ref} stack {str(sources[ref])!r} has no 2-D image")
+        rng = np.random.default_rng(seed)
+        truths = []
+        with atomic_paths([targets[b] for b in bands], overwrite=overwrite) as tmps:
+            tmp = dict(zip(bands, tmps, strict=True))
+            if exts[ref][0] != 0:  # images in extensions: the primary header first
+                for b in bands:
+                    hduls[b][0].copy().writeto(tmp[b], overwrite=True)
+            for k in exts[ref]:
+                pair = {b: hduls[b][k] for b in bands}
+                injected, truth = inject_clusters(pair, n=int(n_per_ccd),
+                                                  seed=int(rng.integers(2**31)), **kwargs)
+                for b in bands:
+                    out = injected[b]
+                    if k == 0:  # the image is the primary HDU
+                        fits.PrimaryHDU(out.data, out.header).writeto(tmp[b], overwrite=True)
+                    else:
+                        fits.append(tmp[b], out.data, out.header)
+                truth["hdu"] = np.full(len(truth), k, dtype=int)
+                truth["extname"] = np.full(len(truth), str(pair[ref].name), dtype="U16")
+                truths.append(truth)
+    finally:
+        for h in hduls.values():
+            h.close()
+    from astropy.table import vstack
+
+    truth = vstack(truths, metadata_conflicts="silent") if truths else Table()
+    return {b: targets[b] for b in bands}, truth
