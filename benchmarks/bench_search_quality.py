@@ -11,7 +11,8 @@ Recipe (the calls a user makes on real PAndAS stacks, on simulated fields):
    catalogue ``m266p.ascd`` as the source list, ``build_training_set`` with
    the PHAT catalogue as positives inside the PHAT footprint, g < 21,
    spatially disjoint train/validation tiles; the negatives thinned at
-   random (``--n-neg``, class-blind, as one would on real data);
+   random (``TrainingSet.thin``, ``--n-neg``, class-blind, as one would on
+   real data);
 2. the same field on 10 small CCDs through ``detect_sources`` + ``measure``
    (the stamps of detections: fragments, blends, saturated stars); and outer
    fields whose clusters are all known
@@ -21,15 +22,21 @@ Recipe (the calls a user makes on real PAndAS stacks, on simulated fields):
    RBC/Huxor globulars of the whole survey as positives: the PHAT footprint
    holds ~1 background galaxy per cluster at g < 21, the survey 3-10, few
    old globulars, and galaxies are what the search confuses with clusters;
+   three copies of the detected field with 40 artificial clusters per CCD
+   each (``inject_field``: g 15-21, 0.5-10 pc, 70% young), so that the
+   positives cover sizes, colours and brightness beyond PHAT's (the copies
+   and the detected field share pixels: they train only, and validation is
+   the ascd field's and the outer fields' own tiles);
    all joined with ``TrainingSet.concatenate``;
 3. network: ``wang2022`` on 32x32 g+i stamps normalised with
    ``asinh_flux`` (a fixed per-band scale from the zero points,
    ``zeropoint_scales``) so that the network sees each source's brightness
    and colour, trained from scratch; a second round with the hard examples
    oversampled ``--hard-factor`` times;
-4. base rate: clusters per g < 21 source, counted on other simulated fields
-   within 30 kpc (scene population, catalogue detections; never the test
-   fields); ``calibrate`` (temperature + prior shift to that base rate) and
+4. base rate: clusters per g < 21 catalogue source within 30 kpc, counted
+   on all 17 fields whose centre is within 30 kpc (9 small CCDs each, the
+   scene's population, seeds of their own; the survey's sources are mostly
+   in the crowded inner disc, so outer fields alone underestimate it); ``calibrate`` (temperature + prior shift to that base rate) and
    ``select_threshold(base_rate=...)`` on the validation tiles;
 5. test fields, never seen in training, the scene's own cluster population:
    (a) disc fields 233 and 249 (9 CCDs of 2048^2, other seeds; ~100
@@ -511,8 +518,8 @@ def main(argv=None):
                 sim_field(args.out, "test", fld, seed, n, side)
             for fld, seed, n in TEST_FIELDS:
                 field(args.out, fld, seed, n or args.test_ccds, args.ccd)
-        print("base rate %.4f (%d clusters / %d sources)" % base_rate(args.out, args.rate_ccds,
-                                                                     args.ccd))
+        rate, n_cl, n_src = base_rate(args.out, args.rate_ccds, args.ccd)
+        print(f"base rate {rate:.4f} ({n_cl} clusters / {n_src} sources)")
         return 0
     results = {}
     if args.demo_only:
