@@ -16,13 +16,16 @@ colour), trained from scratch on
   catalogue as the source list, `build_training_set` with the PHAT catalogue
   as positives inside the PHAT footprint (g < 21, train/validation tiles;
   non-clusters thinned at random to ``--n-neg``);
-* the same field on 10 small CCDs through ``detect_sources`` + ``measure``;
+* the same field on 10 small CCDs through ``detect_sources`` + ``measure``,
+  and three copies of it with 40 artificial clusters per CCD
+  (``inject_field``; training split only, as they share pixels);
 * outer fields whose clusters are all known, with more background galaxies
   and old globulars than the scene's own (``allow_one_class=True``);
 
 joined by `TrainingSet.concatenate`, then `train_classifier`: fit, a second
 round with the hard examples oversampled, calibration and threshold at the
-survey's base rate measured on other simulated fields.  Everything is cached
+survey's base rate measured on the 17 simulated fields within 30 kpc (other
+seeds; the base rate enters only the calibration and the threshold).  Everything is cached
 in ``--work`` (the layout of ``bench_search_quality.py --out``, so the two
 share it).  The weights come from simulations only: they demonstrate the
 pipeline and are not the ResNet-50 of Zhang et al. (2025).

@@ -18,9 +18,10 @@ def test_shipped_model_loads():
     assert clf.bands == ("g", "i")
     assert 0 < clf.threshold < 1
     # validation metrics recorded by the training script at the survey's base rate
-    # (scripts/train_demo_model.py; about 1 cluster per 100 sources with g < 21)
+    # (scripts/train_demo_model.py; about 1 cluster per 50 sources with g < 21 within
+    # 30 kpc: 68 clusters / 3621 sources on the 17 fields there)
     assert clf.calibration["base_rate"] == clf.metrics["base_rate"]
-    assert 0.005 < clf.calibration["base_rate"] < 0.02
+    assert 0.01 < clf.calibration["base_rate"] < 0.03
     # the brightness- and colour-keeping normalisation, scales from the zero points
     assert clf.normalization["method"] == "asinh_flux"
     assert clf.metrics["roc_auc"] >= 0.9
@@ -34,7 +35,7 @@ def test_demo_field_within_30kpc():
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
-    return run_demo(out, n_ccds=1, ccd_shape=(768, 768), seed=0)  # 5 candidates
+    return run_demo(out, n_ccds=1, ccd_shape=(768, 768), seed=5)  # 2 candidates
 
 
 def test_demo_outputs(demo):

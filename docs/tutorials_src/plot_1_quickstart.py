@@ -28,7 +28,7 @@ work = Path(tempfile.mkdtemp())
 # 1. A simulated PAndAS-like field: one 1024 x 1024 pixel CCD of field m248,
 # the disc field nearest M31's centre (real images: pass your ``m###_g.fit``
 # and ``m###_i.fit`` stacks instead).
-sim = simulate_field(field=248, n_ccds=1, ccd_shape=(1024, 1024), out_dir=work, seed=1,
+sim = simulate_field(field=248, n_ccds=1, ccd_shape=(1024, 1024), out_dir=work, seed=4,
                      progress=False)
 print(sim.images)
 print(len(sim.truth), "objects simulated, of which",
