@@ -36,7 +36,8 @@ Recipe (the calls a user makes on real PAndAS stacks, on simulated fields):
 4. base rate: clusters per g < 21 catalogue source within 30 kpc, counted
    on all 17 fields whose centre is within 30 kpc (9 small CCDs each, the
    scene's population, seeds of their own; the survey's sources are mostly
-   in the crowded inner disc, so outer fields alone underestimate it); ``calibrate`` (temperature + prior shift to that base rate) and
+   in the crowded inner disc, so outer fields alone underestimate it);
+   ``calibrate`` (temperature + prior shift to that base rate) and
    ``select_threshold(base_rate=...)`` on the validation tiles;
 5. test fields, never seen in training, the scene's own cluster population:
    (a) disc fields 233 and 249 (9 CCDs of 2048^2, other seeds; ~100
@@ -259,7 +260,7 @@ def _zeropoints(images):
 
 def training_set(args, out):
     """The training set by the recipe (every field's, joined) and the training images."""
-    from astropy.coordinates import concatenate
+    from astropy.coordinates import SkyCoord
 
     from m31clusters.datasets import in_phat_footprint, load_phat_clusters
     from m31clusters.training import TrainingSet, build_training_set
@@ -292,7 +293,8 @@ def training_set(args, out):
     for iseed in INJECT_SEEDS[: args.inject_copies]:
         iimg, isrc, icoord = injected_field(out, dimg, iseed, args.inject_per_ccd,
                                             args.inject_young)
-        known = concatenate([phat["coord"], icoord])
+        known = SkyCoord(np.concatenate([phat["coord"].ra.deg, icoord.ra.deg]),
+                         np.concatenate([phat["coord"].dec.deg, icoord.dec.deg]), unit="deg")
         sets.append(build_training_set(iimg, isrc, known, footprint=in_phat_footprint,
                                        mag_limit=args.mag_limit, size=STAMP,
                                        splits=(1.0, 0.0, 0.0), tile_size=1 * u.arcmin,

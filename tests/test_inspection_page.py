@@ -422,7 +422,13 @@ def test_load_scores_into_a_fresh_browser(browser, tmp_path):
     assert {k: v[0] for k, v in _state(browser)["scores"].items()} == \
         {"1": 1, "2": 2, "4": 0, "5": 1}
     assert browser.find_element("id", "warn").text == "loaded 3 of 3 scores"
-    # ... and they are saved: a reload keeps them; its own export reads back.
+    # ... and they are saved: a reload keeps them; its own export reads back.  (The
+    # page has written them; Chromium commits a page's storage to its storage service
+    # asynchronously, and a reload within milliseconds can race that commit.)
+    _wait(browser, "return JSON.parse(window.localStorage.getItem("
+                   "Object.keys(window.localStorage).find((k) => k.endsWith(':Mover')))"
+                   ").scores['5'] !== undefined")
+    time.sleep(1.0)
     browser.refresh()
     _open(browser, page)
     assert _state(browser)["nScored"] == 4

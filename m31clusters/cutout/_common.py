@@ -29,8 +29,23 @@ def _check_bands(bands, what="bands"):
 
 
 def _concat_skycoords(coords):
-    """Concatenate SkyCoords (converted to ICRS if their frames differ)."""
+    """
+    Concatenate SkyCoords (converted to ICRS if their frames differ).
+
+    Component by component: ``np.concatenate`` of SkyCoords fills an empty
+    array, and astropy wraps its uninitialised longitudes (a spurious
+    ``RuntimeWarning`` now and then).
+    """
+    from astropy.coordinates import SkyCoord, UnitSphericalRepresentation
+
     first = coords[0]
     if not all(c.is_equivalent_frame(first) for c in coords[1:]):
         coords = [c.icrs for c in coords]
-    return np.concatenate([c.reshape((-1,)) for c in coords])
+        first = coords[0]
+    reps = [c.data.reshape((-1,)) for c in coords]
+    if len({type(r) for r in reps}) != 1:
+        reps = [r.represent_as(UnitSphericalRepresentation) for r in reps]
+    cls = type(reps[0])
+    data = cls(*[np.concatenate([getattr(r, k) for r in reps]) for k in reps[0].components],
+               copy=False)
+    return SkyCoord(first.frame.realize_frame(data))
