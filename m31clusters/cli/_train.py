@@ -82,13 +82,13 @@ def _zeropoints(images):
     """{band: zero point} from the first image HDU of each band's file that has one."""
     from astropy.io import fits
 
-    from ..photometry._image import _ZP_KEYS
+    from ..photometry._image import _ZP_KEYS, _header_zeropoint
 
     out = {}
     for band, path in images.items():
         with fits.open(path) as hdul:
             for hdu in hdul:
-                zp = next((hdu.header[k] for k in _ZP_KEYS if k in hdu.header), None)
+                zp = _header_zeropoint(hdu.header)
                 if zp is not None:
                     out[band] = float(zp)
                     break

@@ -26,6 +26,11 @@ __all__ = []
 _ZP_KEYS = ("ZP", "MAGZP", "PHOTZP", "MAGZPT", "ZEROPOINT")
 
 
+def _header_zeropoint(meta):
+    """The value of the first of `_ZP_KEYS` in a header or meta mapping, or None."""
+    return next((meta[k] for k in _ZP_KEYS if k in meta), None)
+
+
 def _hdu_label(hdu, name):
     """*name*, plus the file and extension an HDU was read from, if any."""
     try:

@@ -23,7 +23,16 @@ from scipy import ndimage
 from ..catalog import Catalog
 from ..exceptions import BandError, NoDetectionsWarning
 from ..utils._progress import PROGRESS_DEFAULT
-from ._image import _ZP_KEYS, _bad_pixels, _finite, _image, _pixel_scale, _positive, _to_pixels
+from ._image import (
+    _ZP_KEYS,
+    _bad_pixels,
+    _finite,
+    _header_zeropoint,
+    _image,
+    _pixel_scale,
+    _positive,
+    _to_pixels,
+)
 
 __all__ = ["detect_sources"]
 
@@ -264,7 +273,7 @@ def detect_sources(image, wcs=None, *, nsigma=5.0, n_pixels=5, fwhm=3.5 * u.pix,
     if deblend and deblend_limit is not None:
         limit = _finite(u.Quantity(deblend_limit, u.mag).value, "deblend_limit")
         if zeropoint is None:
-            zeropoint = next((meta_in[k] for k in _ZP_KEYS if k in meta_in), None)
+            zeropoint = _header_zeropoint(meta_in)
             if zeropoint is None:
                 raise BandError(
                     f"deblend_limit needs a zero point: pass zeropoint= or set one of "
