@@ -419,7 +419,7 @@ def inject_field(images, out_dir, n_per_ccd=40, *, seed=None, overwrite=False, *
                     else:
                         fits.append(tmp[b], out.data, out.header)
                 truth["hdu"] = np.full(len(truth), k, dtype=int)
-                truth["extname"] = np.full(len(truth), str(pair[ref].name), dtype="U16")
+                truth["extname"] = np.full(len(truth), str(pair[ref].name))
                 truths.append(truth)
     finally:
         for h in hduls.values():
