@@ -1,20 +1,25 @@
 """
 Speed of the cluster search (`m31clusters.survey.search_field` / ``m31clusters search``).
 
-On a simulated PAndAS field (field m248, the disc field nearest M31's centre;
-36 CCDs of 4612 x 2048 pixels in g and i, with its ``m248p.ascd`` catalogue),
-measured here, each in its own process so that peak memory is that of the
-mode alone:
+On a simulated PAndAS field (default: field m248, the disc field nearest
+M31's centre, 36 CCDs of 4612 x 2048 pixels in g and i, with its
+``m248p.ascd`` catalogue; or the stacks in ``--stacks``), measured here:
 
-1. **with the catalogue**: sources from ``m248p.ascd``, cuts, stamps and
-   classification of the sources that pass (target <= 3 min per field on 2
-   cores);
-2. **with detection**: detection on each i CCD, photometry in g and i, cuts,
-   classification (target <= 15 min);
+1. **with the catalogue** (in a fresh process): sources from the ascd
+   catalogue, cuts, stamps and classification of the sources that pass
+   (target <= 3 min per field on 2 cores);
+2. **with detection**: ``search_fields`` on ``--workers`` local Dask worker
+   processes (the command's default), which run the field's CCDs (detection
+   on each i CCD, photometry in g and i) as tasks of their own, then cuts and
+   classification (target <= 15 min); the seconds of work summed over the
+   stages are what one process would spend doing one CCD after the other;
 3. **peak memory** of one process searching one field, then two fields in a
-   row (target <= 4 GB, independent of the number of fields);
-4. **scaling**: the same two fields with ``search_fields`` on 1 and on 2 local
-   Dask worker processes (target >= 1.6x);
+   row (target <= 4 GB, independent of the number of fields), and of the
+   detection run's workers;
+4. **scaling**: two fields with ``search_fields`` on 1 and on 2 local worker
+   processes, with the catalogue (the full field twice) and with detection
+   (``--scaling-ccds`` CCDs each), the model loaded in every worker before
+   the clock starts (target >= 1.6x);
 
 with the per-stage table (read, detect, measure, cut, classify, write) and an
 extrapolation to the paper's 30 kpc search (the PAndAS fields whose centre
@@ -26,7 +31,10 @@ The simulation itself is not timed (it is cached in ``--workdir``).  On a
 busy machine use ``--n-ccds 4`` (the per-field figures are then scaled to 36
 CCDs and labelled so).
 
-Run by hand:  python benchmarks/bench_search.py [--n-ccds 36] [--workdir DIR]
+Run by hand::
+
+    python benchmarks/bench_search.py [--n-ccds 36] [--workdir DIR]
+    python benchmarks/bench_search.py --stacks DIR   # e.g. a full m266 field
 """
 
 import argparse
@@ -63,12 +71,12 @@ def _simulate(workdir, n_ccds, shape):
     return d
 
 
-def _child(mode, d, n_fields):
+def _child(mode, d, field, n_fields):
     """One measurement in this (fresh) process; prints a JSON line."""
     from m31clusters.survey import search_field
 
-    images = {"g": d / f"m{FIELD}_g.fit", "i": d / f"m{FIELD}_i.fit"}
-    catalog = d / f"m{FIELD}p.ascd" if mode == "catalogue" else None
+    images = {"g": d / f"m{field}_g.fit", "i": d / f"m{field}_i.fit"}
+    catalog = d / f"m{field}p.ascd" if mode == "catalogue" else None
     out = []
     for _ in range(n_fields):
         t = time.perf_counter()
@@ -78,53 +86,59 @@ def _child(mode, d, n_fields):
     print(json.dumps({"mode": mode, "fields": out, "peak_rss_gb": _peak_rss_gb()}))
 
 
-def _run_child(mode, d, n_fields=1):
+def _run_child(mode, d, field, n_fields=1):
     cmd = [sys.executable, __file__, "--_child", mode, "--_dir", str(d),
-           "--_n", str(n_fields)]
+           "--_field", field, "--_n", str(n_fields)]
     res = subprocess.run(cmd, capture_output=True, text=True)
     if res.returncode:
         raise RuntimeError(res.stderr[-3000:])
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
-def _scaling(d, workers, out_dir):
-    """
-    Two fields (the same stacks under two keys) on *workers* local processes.
-
-    Returns the wall time of a cold run (starting the workers, loading the
-    model in each) and of a warm one (the same workers again: steady state).
-    """
+def _cluster(workers):
+    """A LocalCluster of *workers* spawned single-threaded processes, the model loaded in each."""
     import dask
-    from distributed import LocalCluster
+    from distributed import Client, LocalCluster
 
-    from m31clusters.survey import search_fields
+    from m31clusters.survey.search import _load_model
 
-    spec = {"g": d / f"m{FIELD}_g.fit", "i": d / f"m{FIELD}_i.fit",
-            "catalog": d / f"m{FIELD}p.ascd"}
-    t = time.perf_counter()
     with dask.config.set({"distributed.worker.multiprocessing-method": "spawn"}):
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                dashboard_address=None)
-    with cluster:
-        search_fields({"a": spec, "b": spec}, out_dir / "cold",
-                      scheduler=cluster.scheduler_address)
-        cold = time.perf_counter() - t
+    client = Client(cluster)
+    client.run(_load_model, None)  # warm: the shipped model in every worker
+    return cluster, client
+
+
+def _worker_peak_gb(client):
+    return max(client.run(_peak_rss_gb).values())
+
+
+def _search(fields, workers, out_dir):
+    """search_fields on *workers* local processes (warm): wall time, result, peak memory."""
+    from m31clusters.survey import search_fields
+
+    cluster, client = _cluster(workers)
+    with cluster, client:
         t = time.perf_counter()
-        res = search_fields({"a": spec, "b": spec}, out_dir / "warm",
-                            scheduler=cluster.scheduler_address)
-        warm = time.perf_counter() - t
-        # the per-field tasks alone (no merge, no products): 4 fields
-        from distributed import Client
+        res = search_fields(fields, out_dir, scheduler=cluster.scheduler_address)
+        wall = time.perf_counter() - t
+        peak = _worker_peak_gb(client)
+    return wall, res, peak
 
-        from m31clusters.survey.search import _search_one
 
-        task = {"g": str(spec["g"]), "i": str(spec["i"]), "catalog": str(spec["catalog"]),
-                "field": None, "options": {"model": None}}
-        with Client(cluster) as client:
-            t = time.perf_counter()
-            client.gather([client.submit(_search_one, task, pure=False) for _ in range(4)])
-            raw = time.perf_counter() - t
-    return cold, warm, raw, res
+def _subset(d, field, n_ccds, out):
+    """Copies of the first *n_ccds* CCDs of the field's stacks (for the detection scaling)."""
+    from astropy.io import fits
+
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for band in "gi":
+        paths[band] = out / f"m{field}_{band}.fit"
+        if not paths[band].exists():
+            with fits.open(d / f"m{field}_{band}.fit", memmap=True) as hdul:
+                fits.HDUList([h.copy() for h in hdul[: n_ccds + 1]]).writeto(paths[band])
+    return paths
 
 
 def _fields_within(radius_kpc):
@@ -137,7 +151,8 @@ def _fields_within(radius_kpc):
 
 def _stage_table(label, timings, scale):
     rows = [f"  {k:9s} {v * scale:8.1f} s" for k, v in timings.items()]
-    return f"{label}\n" + "\n".join(rows) + f"\n  {'total':9s} {sum(timings.values()) * scale:8.1f} s"
+    total = sum(timings.values()) * scale
+    return f"{label}\n" + "\n".join(rows) + f"\n  {'total':9s} {total:8.1f} s"
 
 
 def main():
@@ -146,24 +161,45 @@ def main():
     parser.add_argument("--ccd-shape", type=int, nargs=2, default=(4612, 2048))
     parser.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(),
                                                           "m31clusters-bench-search"))
+    parser.add_argument("--stacks", type=Path,
+                        help="a directory with a field's stacks m###_g.fit, m###_i.fit and "
+                        "its m###p.ascd (default: simulate m248 in --workdir)")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="local worker processes of the detection run")
+    parser.add_argument("--scaling-ccds", type=int, default=4,
+                        help="CCDs per field of the detection scaling run")
     parser.add_argument("--skip-detection", action="store_true")
     parser.add_argument("--skip-scaling", action="store_true")
     parser.add_argument("--_child", help=argparse.SUPPRESS)
     parser.add_argument("--_dir", help=argparse.SUPPRESS)
+    parser.add_argument("--_field", help=argparse.SUPPRESS)
     parser.add_argument("--_n", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args._child:
-        _child(args._child, Path(args._dir), args._n)
+        _child(args._child, Path(args._dir), args._field, args._n)
         return
     os.environ.setdefault("KERAS_HOME", tempfile.mkdtemp())
-    d = _simulate(args.workdir, args.n_ccds, tuple(args.ccd_shape))
-    scale = FULL_CCDS / args.n_ccds
-    note = "" if scale == 1 else f" (measured on {args.n_ccds} CCDs, scaled x{scale:g} to 36)"
-    print(f"field m{FIELD}: {args.n_ccds} CCDs of {tuple(args.ccd_shape)}, cpus {os.cpu_count()}")
+    if args.stacks:
+        d = args.stacks
+        (gpath,) = sorted(d.glob("m*_g.fit"))
+        field = gpath.name[1:4]
+        from astropy.io import fits
 
-    cat1 = _run_child("catalogue", d, n_fields=2)
+        with fits.open(gpath, memmap=True) as hdul:
+            n_ccds = len(hdul) - 1
+            shape = hdul[1].shape
+    else:
+        d = _simulate(args.workdir, args.n_ccds, tuple(args.ccd_shape))
+        field, n_ccds, shape = f"{FIELD:03d}", args.n_ccds, tuple(args.ccd_shape)
+    scale = FULL_CCDS / n_ccds
+    note = "" if scale == 1 else f" (measured on {n_ccds} CCDs, scaled x{scale:g} to 36)"
+    spec = {"g": d / f"m{field}_g.fit", "i": d / f"m{field}_i.fit",
+            "catalog": d / f"m{field}p.ascd"}
+    print(f"field m{field}: {n_ccds} CCDs of {tuple(shape)}, cpus {os.cpu_count()}")
+
+    cat1 = _run_child("catalogue", d, field, n_fields=2)
     first, second = cat1["fields"]
-    print(f"\n1. with the catalogue: {second['counts']['sources']} sources, "
+    print(f"\n1. with the catalogue (one process): {second['counts']['sources']} sources, "
           f"{second['counts']['passed_cuts']} pass the cuts, "
           f"{second['counts']['candidates']} candidates")
     print(f"   first field in a process {first['wall']:.1f} s (model load, JIT), "
@@ -171,49 +207,62 @@ def main():
           f"{note}  (target <= 180 s)")
     print(_stage_table("   stages, second field:", second["timings"], scale))
     print(f"\n3. peak memory of one process: 2 fields in a row {cat1['peak_rss_gb']:.2f} GB")
-    one = _run_child("catalogue", d, n_fields=1)
+    one = _run_child("catalogue", d, field, n_fields=1)
     print(f"   1 field {one['peak_rss_gb']:.2f} GB (target <= 4 GB, independent of fields)")
 
+    det_wall = det_work = None
     if not args.skip_detection:
-        det = _run_child("detection", d)
-        f = det["fields"][0]
-        print(f"\n2. with detection: {f['counts']['sources']} sources detected, "
-              f"{f['counts']['passed_cuts']} pass the cuts; {f['wall']:.1f} s -> "
-              f"{f['wall'] * scale:.0f} s per 36-CCD field{note}  (target <= 900 s); "
-              f"peak {det['peak_rss_gb']:.2f} GB")
-        print(_stage_table("   stages:", f["timings"], scale))
+        with tempfile.TemporaryDirectory() as tmp:
+            nodet = {int(field): {"g": spec["g"], "i": spec["i"]}}
+            det_wall, res, peak = _search(nodet, args.workers, Path(tmp) / "det")
+        det_work = sum(res.timings[k] for k in ("read", "detect", "measure", "cut", "classify"))
+        print(f"\n2. with detection (search_fields, {args.workers} local worker processes, "
+              f"the field's CCDs spread over them): {res.counts['sources']} sources detected, "
+              f"{res.counts['passed_cuts']} pass the cuts; {det_wall:.1f} s wall -> "
+              f"{det_wall * scale:.0f} s per 36-CCD field{note}  (target <= 900 s); "
+              f"peak memory of a worker {peak:.2f} GB")
+        print(f"   work summed over the stages {det_work:.1f} s (one CCD after the other in "
+              f"one process); {det_work / det_wall:.2f}x on {args.workers} workers")
+        print(_stage_table("   stages (seconds of work):", {k: v for k, v in res.timings.items()
+                                                           if k != "write"}, scale))
+        print(f"   write {res.timings.get('write', 0):.1f} s")
 
+    ratio_cat = ratio_det = None
     if not args.skip_scaling:
         with tempfile.TemporaryDirectory() as tmp:
-            c1, t1, raw1, _ = _scaling(d, 1, Path(tmp) / "one")
-            c2, t2, raw2, r2 = _scaling(d, 2, Path(tmp) / "two")
-        print("\n4. two fields (catalogue) with search_fields on local worker processes:")
-        print(f"   warm (workers started, model loaded): 1 worker {t1:.1f} s, 2 workers "
-              f"{t2:.1f} s: {t1 / t2:.2f}x  (target >= 1.6x)")
-        print(f"   cold (starting the workers, loading the model in each): 1 worker {c1:.1f} s, "
-              f"2 workers {c2:.1f} s: {c1 / c2:.2f}x")
-        print(f"   write stage {r2.timings.get('write', 0):.1f} s")
-        print(f"   the per-field tasks alone (4 fields, warm): 1 worker {raw1:.1f} s, 2 workers "
-              f"{raw2:.1f} s: {raw1 / raw2:.2f}x")
-    else:
-        t1 = t2 = None
+            tmp = Path(tmp)
+            two = {"a": spec, "b": spec}
+            w1, _, _ = _search(two, 1, tmp / "c1")
+            w2, _, _ = _search(two, 2, tmp / "c2")
+            ratio_cat = w1 / w2
+            print("\n4. scaling: two fields on local worker processes (warm: model loaded)")
+            print(f"   with the catalogue: 1 worker {w1:.1f} s, 2 workers {w2:.1f} s: "
+                  f"{ratio_cat:.2f}x  (target >= 1.6x)")
+            sub = _subset(d, field, args.scaling_ccds, tmp / "sub")
+            two = {"a": sub, "b": sub}
+            v1, _, _ = _search(two, 1, tmp / "d1")
+            v2, _, _ = _search(two, 2, tmp / "d2")
+            ratio_det = v1 / v2
+            print(f"   with detection ({args.scaling_ccds} CCDs per field): 1 worker {v1:.1f} s, "
+                  f"2 workers {v2:.1f} s: {ratio_det:.2f}x  (target >= 1.6x)")
 
     n30 = _fields_within(30)
     per_field = second["wall"] * scale
-    speedup2 = (t1 / t2) if t2 else None
-    print(f"\n5. the paper's 30 kpc search: {n30} fields with their centre within 30 kpc, "
-          f"{per_field:.0f} s per field with catalogues (one process):")
-    print(f"   one worker: {n30 * per_field / 3600:.2f} h")
-    if speedup2 is not None and speedup2 > 1:
-        eff = speedup2 / 2
-        print(f"   this machine (2 workers, {speedup2:.2f}x): "
-              f"{n30 * per_field / speedup2 / 3600:.2f} h; 16-core node (16 workers at the "
+    print(f"\n5. the paper's 30 kpc search: {n30} fields with their centre within 30 kpc")
+    print(f"   with catalogues, {per_field:.0f} s per field in one process: one worker "
+          f"{n30 * per_field / 3600:.2f} h")
+    if ratio_cat:
+        eff = ratio_cat / 2
+        print(f"   this machine (2 workers, {ratio_cat:.2f}x): "
+              f"{n30 * per_field / ratio_cat / 3600:.2f} h; 16-core node (16 workers at the "
               f"{eff:.0%} efficiency measured from 1 to 2): "
               f"{n30 * per_field / (16 * eff) / 3600:.2f} h")
-    else:
-        print("   2-worker speed-up not measured (or below 1: a machine busy with other "
-              f"work); with ideal scaling: 2 workers {n30 * per_field / 2 / 3600:.2f} h, "
-              f"16 workers {n30 * per_field / 16 / 3600:.2f} h")
+    if det_wall:
+        work = det_work * scale
+        eff = (ratio_det or det_work / det_wall) / 2
+        print(f"   with detection, {work:.0f} s of work per field: this machine "
+              f"({args.workers} workers) {n30 * det_wall * scale / 3600:.2f} h; 16-core node "
+              f"(16 workers at {eff:.0%} efficiency): {n30 * work / (16 * eff) / 3600:.2f} h")
 
 
 if __name__ == "__main__":

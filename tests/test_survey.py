@@ -621,3 +621,88 @@ def test_search_field_merges_fragments(tmp_path):
     assert len(every.candidates) == 3 and every.counts["fragments_merged"] == 0
     with pytest.raises(TypeError, match="fragment_radius"):
         search_field(images, paths["catalog"], fragment_radius=2.5)
+
+
+@pytest.fixture(scope="module")
+def detection_field(tmp_path_factory):
+    """A small simulated disc field of 3 CCDs, with its ascd catalogue."""
+    from m31clusters.simulate import simulate_field
+
+    d = tmp_path_factory.mktemp("detfield")
+    return simulate_field(field=249, n_ccds=3, ccd_shape=(320, 256), seed=11, out_dir=d)
+
+
+def _same_sources(a, b):
+    assert len(a) == len(b) > 0
+    np.testing.assert_array_equal(a["ccd"], b["ccd"])
+    assert np.all(a["coord"].separation(b["coord"]).arcsec < 1e-9)
+    for name in ("gmag", "imag", "e_gmag", "e_imag"):
+        np.testing.assert_array_equal(np.asarray(a[name]), np.asarray(b[name]))
+
+
+def test_search_field_executor_gives_the_same_result(detection_field):
+    """The CCDs of a detection search run as executor jobs: same sources, same candidates."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from m31clusters.survey import search_field
+
+    images = detection_field.images
+    one = search_field(images, threshold=0.0, keep_sources=True)
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        two = search_field(images, threshold=0.0, keep_sources=True, executor=pool)
+    _same_sources(one.sources, two.sources)
+    assert len(set(np.asarray(one.sources["ccd"]))) == 3
+    np.testing.assert_array_equal(one.candidates["Conf"], two.candidates["Conf"])
+    assert one.counts == two.counts
+    # stage times are summed over the jobs, whichever ran them
+    assert two.timings["detect"] > 0 and two.timings["measure"] > 0
+
+
+def test_ascd_sources_are_assigned_to_their_ccds(detection_field):
+    """Each catalogue source gets the CCD whose image holds it (brute force over every CCD)."""
+    from astropy.io import fits
+    from astropy.wcs import WCS
+
+    from m31clusters.io.pandas_ascd import read_pandas_ascd
+    from m31clusters.survey import search_field
+
+    res = search_field(detection_field.images, detection_field.catalog_path, threshold=1.0,
+                       keep_sources=True)
+    cat = read_pandas_ascd(detection_field.catalog_path)
+    ra, dec = np.asarray(cat["RA"], float), np.asarray(cat["Dec"], float)
+    expected = np.full(len(cat), -1)
+    with fits.open(detection_field.images["i"]) as hdul:
+        for k, hdu in enumerate(hdul[1:]):
+            ny, nx = hdu.data.shape
+            x, y = WCS(hdu.header).all_world2pix(ra, dec, 0)
+            on = (expected < 0) & (x > -0.5) & (x < nx - 0.5) & (y > -0.5) & (y < ny - 0.5)
+            expected[on] = hdu.header.get("CCDNUM", k)
+    kept = expected >= 0
+    assert kept.sum() == len(res.sources) > 100
+    np.testing.assert_array_equal(np.asarray(res.sources["ccd"]), expected[kept])
+    back = SkyCoord(ra[kept], dec[kept], unit="deg")
+    assert np.all(res.sources["coord"].separation(back).arcsec < 1e-6)
+
+
+def test_search_fields_spreads_a_fields_ccds_over_the_workers(detection_field, tmp_path):
+    """Without a catalogue, each CCD is a task of its own on the worker processes."""
+    import dask
+    from distributed import Client, LocalCluster, get_task_stream
+
+    from m31clusters.survey import search_fields
+
+    spec = {249: {"g": detection_field.images["g"], "i": detection_field.images["i"]}}
+    ref = search_fields(spec, tmp_path / "sync", threshold=0.0, scheduler="synchronous")
+    with dask.config.set({"distributed.worker.multiprocessing-method": "spawn"}):
+        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                               dashboard_address=None)
+    with cluster, Client(cluster) as client:
+        with get_task_stream(client) as ts:
+            res = search_fields(spec, tmp_path / "dist", threshold=0.0,
+                                scheduler=cluster.scheduler_address)
+        names = [t["key"][0] if isinstance(t["key"], tuple) else t["key"] for t in ts.data]
+    assert sum(str(n).startswith("_detect_ccd") for n in names) == 3
+    assert res.run.complete and len(res.catalog) == len(ref.catalog) > 0
+    np.testing.assert_array_equal(res.catalog["Conf"], ref.catalog["Conf"])
+    assert res.counts == ref.counts

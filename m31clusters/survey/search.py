@@ -158,6 +158,47 @@ def _ccd_beyond(pair, max_radius):
     return sep.min() - step > _radius_limit(max_radius)
 
 
+def _near_footprint(ra, dec, footprint):
+    """
+    Which of the positions (deg) lie in a box around a CCD's corners (deg).
+
+    The box holds the corners' range of RA (unwrapped about the first corner)
+    and Dec, widened by a tenth of that range and 10 arcsec on each side: a
+    CCD's edges are nearly straight on the sky, so every position on the CCD
+    is inside it.  Near a pole (where RA ranges say nothing) every position is.
+    """
+    fra, fdec = footprint[:, 0], footprint[:, 1]
+    dra_c = (fra - fra[0] + 180.0) % 360.0 - 180.0
+    pad_dec = 0.1 * np.ptp(fdec) + 10 / 3600
+    if np.max(np.abs(fdec)) + pad_dec > 80:
+        return np.ones(len(ra), dtype=bool)
+    pad_ra = 0.1 * np.ptp(dra_c) + 10 / 3600 / np.cos(np.deg2rad(np.max(np.abs(fdec)) + pad_dec))
+    dra = (ra - fra[0] + 180.0) % 360.0 - 180.0
+    return ((dra > dra_c.min() - pad_ra) & (dra < dra_c.max() + pad_ra)
+            & (dec > fdec.min() - pad_dec) & (dec < fdec.max() + pad_dec))
+
+
+def _assign_ccds(ra, dec, pairs):
+    """
+    The CCD of each position (deg): the first of *pairs* whose i image holds it, else -1.
+
+    Only the positions near a CCD's footprint are put through its WCS (the
+    full distortion model), so a field's catalogue costs one pass per source
+    rather than one per CCD and source.
+    """
+    ccd = np.full(len(ra), -1, dtype=int)
+    for pair in pairs:
+        ny, nx = pair.shape
+        rows = np.flatnonzero((ccd < 0) & _near_footprint(ra, dec, pair.footprint))
+        if rows.size == 0:
+            continue
+        with np.errstate(invalid="ignore"):
+            x, y = pair.wcs["i"].all_world2pix(ra[rows], dec[rows], 0)
+        on = (x > -0.5) & (x < nx - 0.5) & (y > -0.5) & (y < ny - 0.5)
+        ccd[rows[on]] = pair.ccd
+    return ccd
+
+
 def _from_ascd(path, field_number, pairs, images):
     """Sources of a CASU catalogue, checked against the stacks."""
     from ..io.pandas_ascd import read_pandas_ascd
@@ -177,13 +218,7 @@ def _from_ascd(path, field_number, pairs, images):
     for name, col in (("gmag", "g"), ("e_gmag", "dg"), ("imag", "i"), ("e_imag", "di")):
         out[name] = np.asarray(cat[col], dtype=float) * u.mag
     # 99.999-style fills of CASU catalogues fail every magnitude cut
-    ccd = np.full(len(out), -1, dtype=int)
-    for pair in pairs:
-        ny, nx = pair.shape
-        with np.errstate(invalid="ignore"):
-            x, y = pair.wcs["i"].all_world2pix(coord.ra.deg, coord.dec.deg, 0)
-        on = (ccd < 0) & (x > -0.5) & (x < nx - 0.5) & (y > -0.5) & (y < ny - 0.5)
-        ccd[on] = pair.ccd
+    ccd = _assign_ccds(coord.ra.deg, coord.dec.deg, pairs)
     if len(out) and np.count_nonzero(ccd >= 0) < 0.5 * len(out):
         raise ColumnError(
             f"catalogue {str(path)!r} does not match the stacks {str(images['i'])!r}: only "
@@ -193,48 +228,70 @@ def _from_ascd(path, field_number, pairs, images):
     return out[ccd >= 0]
 
 
-def _detect(images, pairs, max_radius, nsigma, aperture, timings, progress, mag_limit):
+def _detect_ccd(job):
     """
-    Detect on each CCD of the i stack, cut by radius, measure g and i there.
+    Detection and photometry on one CCD (a picklable job: it may run on another worker).
 
-    Only segments that can hold a source brighter than ``i = mag_limit + 0.5``
-    are deblended (`~m31clusters.photometry.detect_sources`' *deblend_limit*):
-    that covers every source with ``g < mag_limit`` and ``g - i > -0.5``, and
-    halves the cost of detection on a crowded disc CCD.
+    Returns the CCD's sources within the radius cut (or None) and the seconds
+    spent per stage.
     """
     from astropy.io import fits
 
     from ..geometry import projected_radius
     from ..photometry import detect_sources, measure
 
+    timings = {"detect": 0.0, "cut": 0.0, "measure": 0.0}
+    with fits.open(job["g"], memmap=True) as hg, fits.open(job["i"], memmap=True) as hi:
+        t = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NoDetectionsWarning)
+            found = detect_sources(hi[job["ext"]["i"]], nsigma=job["nsigma"],
+                                   deblend_limit=(job["mag_limit"] + 0.5) * u.mag)
+        timings["detect"] += time.perf_counter() - t
+        t = time.perf_counter()
+        if len(found):
+            found = found[projected_radius(found["coord"]) < job["max_radius"]]
+        timings["cut"] += time.perf_counter() - t
+        if len(found) == 0:
+            return None, timings
+        t = time.perf_counter()
+        with warnings.catch_warnings():
+            # edge sources get NaN magnitudes and fail the magnitude cut
+            warnings.simplefilter("ignore", OffImageWarning)
+            phot = measure({"g": hg[job["ext"]["g"]], "i": hi[job["ext"]["i"]]},
+                           found["coord"], aperture=job["aperture"])
+        timings["measure"] += time.perf_counter() - t
+    sub = Table()
+    sub["coord"] = phot["coord"]
+    for name in ("gmag", "e_gmag", "imag", "e_imag"):
+        sub[name] = u.Quantity(np.ma.filled(np.ma.asarray(phot[name], dtype=float), np.nan),
+                               u.mag)
+    sub["ccd"] = np.full(len(sub), job["ccd"], dtype=int)
+    return sub, timings
+
+
+def _detect(images, pairs, max_radius, nsigma, aperture, timings, progress, mag_limit,
+            executor=None):
+    """
+    Detect on each CCD of the i stack, cut by radius, measure g and i there.
+
+    Only segments that can hold a source brighter than ``i = mag_limit + 0.5``
+    are deblended (`~m31clusters.photometry.detect_sources`' *deblend_limit*):
+    that covers every source with ``g < mag_limit`` and ``g - i > -0.5``, and
+    halves the cost of detection on a crowded disc CCD.  With an *executor*
+    (``concurrent.futures``-like), the CCDs are its jobs; the sources come
+    back in CCD order either way.
+    """
+    jobs = [{"g": str(images["g"]), "i": str(images["i"]), "ext": dict(pair.ext),
+             "ccd": pair.ccd, "nsigma": nsigma, "mag_limit": mag_limit,
+             "max_radius": max_radius, "aperture": aperture} for pair in pairs]
+    results = map(_detect_ccd, jobs) if executor is None else executor.map(_detect_ccd, jobs)
     tables = []
-    with fits.open(images["g"], memmap=True) as hg, fits.open(images["i"], memmap=True) as hi:
-        for pair in progress_bar(pairs, progress=progress, desc="detect+measure", unit="CCD"):
-            t = time.perf_counter()
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", NoDetectionsWarning)
-                found = detect_sources(hi[pair.ext["i"]], nsigma=nsigma,
-                                       deblend_limit=(mag_limit + 0.5) * u.mag)
-            timings["detect"] += time.perf_counter() - t
-            t = time.perf_counter()
-            if len(found):
-                found = found[projected_radius(found["coord"]) < max_radius]
-            timings["cut"] += time.perf_counter() - t
-            if len(found) == 0:
-                continue
-            t = time.perf_counter()
-            with warnings.catch_warnings():
-                # edge sources get NaN magnitudes and fail the magnitude cut
-                warnings.simplefilter("ignore", OffImageWarning)
-                phot = measure({"g": hg[pair.ext["g"]], "i": hi[pair.ext["i"]]},
-                               found["coord"], aperture=aperture)
-            timings["measure"] += time.perf_counter() - t
-            sub = Table()
-            sub["coord"] = phot["coord"]
-            for name in ("gmag", "e_gmag", "imag", "e_imag"):
-                sub[name] = u.Quantity(np.ma.filled(np.ma.asarray(phot[name], dtype=float),
-                                                    np.nan), u.mag)
-            sub["ccd"] = np.full(len(sub), pair.ccd, dtype=int)
+    for sub, spent in progress_bar(results, total=len(jobs), progress=progress,
+                                   desc="detect+measure", unit="CCD"):
+        for stage, seconds in spent.items():
+            timings[stage] += seconds
+        if sub is not None:
             tables.append(sub)
     if not tables:
         return None
@@ -253,7 +310,8 @@ def _empty_sources():
 def search_field(images, catalog=None, *, model=None, threshold=None, mag_limit=21.0,
                  max_radius=30 * u.kpc, min_valid=0.5, field=None, nsigma=5.0,
                  aperture=1.5 * u.arcsec, chunk_size=2048,
-                 fragment_radius=2.5 * u.arcsec, keep_sources=False, progress=False):
+                 fragment_radius=2.5 * u.arcsec, keep_sources=False, executor=None,
+                 progress=False):
     """
     Search one field for cluster candidates.
 
@@ -307,6 +365,16 @@ def search_field(images, catalog=None, *, model=None, threshold=None, mag_limit=
         arcsec`` keeps every piece.
     keep_sources : bool
         Also return every source and the candidates' stamps.
+    executor : `concurrent.futures.Executor`, optional
+        Runs the detection and photometry of the CCDs (without *catalog*)
+        as its jobs, e.g. a ``ProcessPoolExecutor`` with the ``spawn``
+        context, or a Dask client's ``get_executor()`` (`search_fields`
+        uses its workers' this way, so that the CCDs of one field share
+        every worker).  Not a thread pool: the jobs set warning filters,
+        which are global to a process.  Default: one CCD after the other in this process.
+        The result is the same either way; the stage ``timings`` are then
+        summed over the jobs (seconds of work, which may exceed the wall
+        time).
     progress : bool
         Show progress over CCDs.
 
@@ -363,7 +431,7 @@ def search_field(images, catalog=None, *, model=None, threshold=None, mag_limit=
 
     if catalog is None:
         sources = _detect(images, searched, max_radius, nsigma, aperture, timings, progress,
-                          mag_limit)
+                          mag_limit, executor=executor)
         if sources is None:
             sources = _empty_sources()
     n_sources = len(sources)
@@ -532,8 +600,18 @@ def find_fields(paths, *, catalogs="auto"):
 def _search_one(spec):
     """Per-field function of `search_fields` (runs on a worker): a table with meta."""
     options = dict(spec["options"])
-    found = search_field({"g": spec["g"], "i": spec["i"]}, spec.get("catalog"),
-                         field=spec.get("field"), **options)
+    images = {"g": spec["g"], "i": spec["i"]}
+    if spec.get("catalog") is None and _on_dask_worker():
+        # detection: the field's CCDs become tasks of their own, so that every worker
+        # shares a field (this task leaves its worker's thread pool while it waits)
+        from distributed import worker_client
+
+        with worker_client() as client:
+            found = search_field(images, None, field=spec.get("field"),
+                                 executor=client.get_executor(pure=False), **options)
+    else:
+        found = search_field(images, spec.get("catalog"), field=spec.get("field"),
+                             **options)
     table = Table(found.candidates)
     table.meta = {
         "stamp_size": found.candidates.meta["stamp_size"],
@@ -543,6 +621,17 @@ def _search_one(spec):
         "footprints": [np.round(fp, 7).tolist() for fp in found.footprints],
     }
     return table
+
+
+def _on_dask_worker():
+    """True inside a task of a ``distributed`` worker."""
+    try:
+        from distributed import get_worker
+
+        get_worker()
+    except (ImportError, ValueError):
+        return False
+    return True
 
 
 def _connect(scheduler, timeout):
@@ -570,7 +659,10 @@ def search_fields(fields, out_dir, *, model=None, threshold=None, mag_limit=21.0
     Each field is searched with `search_field` by
     `~m31clusters.survey.run_survey` (per-field tables in
     ``out_dir/fields/``: a killed run resumes where it stopped and
-    recomputes nothing finished).  When every field is finished, the fields
+    recomputes nothing finished).  On Dask workers (``"processes"`` or a
+    scheduler address), a field without catalogue runs the detection and
+    photometry of each of its CCDs as a task of its own on any worker, so
+    that one field, or the last fields of a survey, still use every worker.  When every field is finished, the fields
     are merged, detections of the same source in overlapping fields are
     merged (within *match_radius*, keeping the most confident), the
     literature name columns are filled, and these files are written into
