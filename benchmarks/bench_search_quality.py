@@ -27,6 +27,9 @@ Recipe (the calls a user makes on real PAndAS stacks, on simulated fields):
    positives cover sizes, colours and brightness beyond PHAT's (the copies
    and the detected field share pixels: they train only, and validation is
    the ascd field's and the outer fields' own tiles);
+   with ``--inject-rate-fields``, also copies of the base-rate fields (step 4;
+   not those of the test lists) with 40 artificial clusters per CCD, detected
+   and measured (disc and outer fields at every radius; training only);
    all joined with ``TrainingSet.concatenate``;
 3. network: ``wang2022`` on 32x32 g+i stamps normalised with
    ``asinh_flux`` (a fixed per-band scale from the zero points,
@@ -91,6 +94,9 @@ OUTER_FIELDS = [(279, 111, 10, 1024, 5, 1), (285, 113, 6, 2048, 5, 1), (212, 114
                 (254, 153, 6, 2048, 3, 150)]
 #: seeds of the copies of the detected training field with artificial clusters injected
 INJECT_SEEDS = (171, 172, 173)
+#: first seed of the copies of the base-rate fields with artificial clusters injected
+#: (training only; the fields of the test lists are left out)
+RATE_INJECT_SEED = 181
 #: (field, seed, CCDs, CCD side): test fields through their ascd catalogues
 ASCD_TEST_FIELDS = [(233, 401, 9, 2048), (249, 402, 9, 2048)]
 #: (field, seed, CCDs; None: --test-ccds), detected and measured test fields
@@ -300,6 +306,7 @@ def training_set(args, out):
                                        splits=(1.0, 0.0, 0.0), tile_size=1 * u.arcmin,
                                        seed=iseed))
         _log(f"injected s{iseed}: {[tuple(r) for r in sets[-1].counts()]}")
+    sets.extend(rate_injected_sets(args, out))
     for nf, ns, nc, side, gal, gc in OUTER_FIELDS:
         nimg, ntruth, nd = sim_field(out, "outer", nf, ns, nc, side, galaxy_boost=gal,
                                      gc_boost=gc)
@@ -313,6 +320,43 @@ def training_set(args, out):
     ts = TrainingSet.concatenate(sets)
     _log(f"training set: {[tuple(r) for r in ts.counts()]}")
     return ts, images
+
+
+def rate_injected_sets(args, out):
+    """
+    Training sets from copies of the base-rate fields with artificial clusters injected
+    (``--inject-rate-fields``): disc and outer fields at every radius within 30 kpc, with
+    their own crowding, disc stars and galaxies, through detection and photometry; the
+    fields of the test lists are left out.  Positives: the injected clusters and the
+    field's own (known in a simulation; on real stacks, the literature's); training split
+    only (the copies share their pixels with the base-rate fields).
+    """
+    from astropy.coordinates import SkyCoord
+
+    from m31clusters.training import build_training_set
+
+    if not args.inject_rate_fields:
+        return []
+    test = {f for f, *_ in ASCD_TEST_FIELDS} | {f for f, *_ in TEST_FIELDS}
+    sets = []
+    for k, (fld, seed) in enumerate(RATE_FIELDS):
+        if fld in test:
+            continue
+        images, truth, _, _ = field(Path(out) / "rate", fld, seed, args.rate_ccds, args.ccd,
+                                    detect=False)
+        iseed = RATE_INJECT_SEED + k
+        iimg, isrc, icoord = injected_field(Path(out) / "rate_inject", images, iseed,
+                                            args.inject_per_ccd, args.inject_young)
+        own = truth[truth["on_ccd"] & (truth["kind"] == "cluster")]
+        known = SkyCoord(np.concatenate([np.asarray(own["ra"], float), icoord.ra.deg]),
+                         np.concatenate([np.asarray(own["dec"], float), icoord.dec.deg]),
+                         unit="deg")
+        sets.append(build_training_set(iimg, isrc, known, footprint="images",
+                                       mag_limit=args.mag_limit, size=STAMP,
+                                       splits=(1.0, 0.0, 0.0), tile_size=1 * u.arcmin,
+                                       seed=iseed))
+        _log(f"rate field m{fld:03d} injected s{iseed}: {[tuple(r) for r in sets[-1].counts()]}")
+    return sets
 
 
 def train(args, out, rate):
@@ -485,6 +529,9 @@ def main(argv=None):
                    help="artificial clusters per CCD and copy")
     p.add_argument("--inject-young", type=float, default=0.7,
                    help="fraction of young clusters among the injected ones")
+    p.add_argument("--inject-rate-fields", action=argparse.BooleanOptionalAction,
+                   default=False, help="also train on copies of the base-rate fields with "
+                   "artificial clusters")
     p.add_argument("--test-ccds", type=int, default=3)
     p.add_argument("--rate-ccds", type=int, default=9, help="CCDs per base-rate field")
     p.add_argument("--mag-limit", type=float, default=21.0)
