@@ -657,6 +657,8 @@ def test_search_field_executor_gives_the_same_result(detection_field):
     assert one.counts == two.counts
     # stage times are summed over the jobs, whichever ran them
     assert two.timings["detect"] > 0 and two.timings["measure"] > 0
+    with pytest.raises(TypeError, match="executor must have a map method"):
+        search_field(images, executor=2)
 
 
 def test_ascd_sources_are_assigned_to_their_ccds(detection_field):

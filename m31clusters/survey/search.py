@@ -391,6 +391,8 @@ def search_field(images, catalog=None, *, model=None, threshold=None, mag_limit=
         If the g stack does not cover the i stack ("no g coverage").
     m31clusters.exceptions.ColumnError
         If *catalog* is of another field or its sources are not on the stacks.
+    TypeError
+        If *executor* has no ``map`` method.
 
     Examples
     --------
@@ -418,6 +420,9 @@ def search_field(images, catalog=None, *, model=None, threshold=None, mag_limit=
     chunk_size = int(chunk_size)
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    if executor is not None and not callable(getattr(executor, "map", None)):
+        raise TypeError(f"executor must have a map method (a concurrent.futures.Executor), "
+                        f"got {type(executor).__name__}")
     images = {band: Path(p) for band, p in dict(images).items()}
     pairs = check_stacks(images)
     if field is None:
@@ -662,7 +667,8 @@ def search_fields(fields, out_dir, *, model=None, threshold=None, mag_limit=21.0
     recomputes nothing finished).  On Dask workers (``"processes"`` or a
     scheduler address), a field without catalogue runs the detection and
     photometry of each of its CCDs as a task of its own on any worker, so
-    that one field, or the last fields of a survey, still use every worker.  When every field is finished, the fields
+    that one field, or the last fields of a survey, still use every worker.
+    When every field is finished, the fields
     are merged, detections of the same source in overlapping fields are
     merged (within *match_radius*, keeping the most confident), the
     literature name columns are filled, and these files are written into
