@@ -266,8 +266,7 @@ def _zeropoints(images):
 
 def training_set(args, out):
     """The training set by the recipe (every field's, joined) and the training images."""
-    from astropy.coordinates import SkyCoord
-
+    from m31clusters.cutout._common import _concat_skycoords
     from m31clusters.datasets import in_phat_footprint, load_phat_clusters
     from m31clusters.training import TrainingSet, build_training_set
 
@@ -299,8 +298,7 @@ def training_set(args, out):
     for iseed in INJECT_SEEDS[: args.inject_copies]:
         iimg, isrc, icoord = injected_field(out, dimg, iseed, args.inject_per_ccd,
                                             args.inject_young)
-        known = SkyCoord(np.concatenate([phat["coord"].ra.deg, icoord.ra.deg]),
-                         np.concatenate([phat["coord"].dec.deg, icoord.dec.deg]), unit="deg")
+        known = _concat_skycoords([phat["coord"], icoord])
         sets.append(build_training_set(iimg, isrc, known, footprint=in_phat_footprint,
                                        mag_limit=args.mag_limit, size=STAMP,
                                        splits=(1.0, 0.0, 0.0), tile_size=1 * u.arcmin,
@@ -331,9 +329,9 @@ def rate_injected_sets(args, out):
     field's own (known in a simulation; on real stacks, the literature's); training split
     only (the copies share their pixels with the base-rate fields).
     """
-    from astropy.coordinates import SkyCoord
-
+    from m31clusters.cutout._common import _concat_skycoords
     from m31clusters.training import build_training_set
+    from m31clusters.utils._tables import table_skycoord
 
     if not args.inject_rate_fields:
         return []
@@ -348,9 +346,7 @@ def rate_injected_sets(args, out):
         iimg, isrc, icoord = injected_field(Path(out) / "rate_inject", images, iseed,
                                             args.inject_per_ccd, args.inject_young)
         own = truth[truth["on_ccd"] & (truth["kind"] == "cluster")]
-        known = SkyCoord(np.concatenate([np.asarray(own["ra"], float), icoord.ra.deg]),
-                         np.concatenate([np.asarray(own["dec"], float), icoord.dec.deg]),
-                         unit="deg")
+        known = _concat_skycoords([table_skycoord(own), icoord])
         sets.append(build_training_set(iimg, isrc, known, footprint="images",
                                        mag_limit=args.mag_limit, size=STAMP,
                                        splits=(1.0, 0.0, 0.0), tile_size=1 * u.arcmin,
