@@ -212,10 +212,12 @@ def main():
 
     det_wall = det_work = None
     if not args.skip_detection:
+        from m31clusters.survey import SEARCH_STAGES
+
         with tempfile.TemporaryDirectory() as tmp:
             nodet = {int(field): {"g": spec["g"], "i": spec["i"]}}
             det_wall, res, peak = _search(nodet, args.workers, Path(tmp) / "det")
-        det_work = sum(res.timings[k] for k in ("read", "detect", "measure", "cut", "classify"))
+        det_work = sum(res.timings[k] for k in SEARCH_STAGES)
         print(f"\n2. with detection (search_fields, {args.workers} local worker processes, "
               f"the field's CCDs spread over them): {res.counts['sources']} sources detected, "
               f"{res.counts['passed_cuts']} pass the cuts; {det_wall:.1f} s wall -> "
@@ -223,8 +225,8 @@ def main():
               f"peak memory of a worker {peak:.2f} GB")
         print(f"   work summed over the stages {det_work:.1f} s (one CCD after the other in "
               f"one process); {det_work / det_wall:.2f}x on {args.workers} workers")
-        print(_stage_table("   stages (seconds of work):", {k: v for k, v in res.timings.items()
-                                                           if k != "write"}, scale))
+        print(_stage_table("   stages (seconds of work):",
+                           {k: res.timings[k] for k in SEARCH_STAGES}, scale))
         print(f"   write {res.timings.get('write', 0):.1f} s")
 
     ratio_cat = ratio_det = None
