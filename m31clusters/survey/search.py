@@ -170,9 +170,10 @@ def _near_footprint(ra, dec, footprint):
     fra, fdec = footprint[:, 0], footprint[:, 1]
     dra_c = (fra - fra[0] + 180.0) % 360.0 - 180.0
     pad_dec = 0.1 * np.ptp(fdec) + 10 / 3600
-    if np.max(np.abs(fdec)) + pad_dec > 80:
+    max_dec = np.max(np.abs(fdec)) + pad_dec
+    if max_dec > 80:
         return np.ones(len(ra), dtype=bool)
-    pad_ra = 0.1 * np.ptp(dra_c) + 10 / 3600 / np.cos(np.deg2rad(np.max(np.abs(fdec)) + pad_dec))
+    pad_ra = 0.1 * np.ptp(dra_c) + 10 / 3600 / np.cos(np.deg2rad(max_dec))
     dra = (ra - fra[0] + 180.0) % 360.0 - 180.0
     return ((dra > dra_c.min() - pad_ra) & (dra < dra_c.max() + pad_ra)
             & (dec > fdec.min() - pad_dec) & (dec < fdec.max() + pad_dec))
@@ -371,10 +372,10 @@ def search_field(images, catalog=None, *, model=None, threshold=None, mag_limit=
         context, or a Dask client's ``get_executor()`` (`search_fields`
         uses its workers' this way, so that the CCDs of one field share
         every worker).  Not a thread pool: the jobs set warning filters,
-        which are global to a process.  Default: one CCD after the other in this process.
-        The result is the same either way; the stage ``timings`` are then
-        summed over the jobs (seconds of work, which may exceed the wall
-        time).
+        which are global to a process.  Default: one CCD after the other in
+        this process.  The result is the same either way; the stage
+        ``timings`` are then summed over the jobs (seconds of work, which may
+        exceed the wall time).
     progress : bool
         Show progress over CCDs.
 
@@ -668,9 +669,9 @@ def search_fields(fields, out_dir, *, model=None, threshold=None, mag_limit=21.0
     scheduler address), a field without catalogue runs the detection and
     photometry of each of its CCDs as a task of its own on any worker, so
     that one field, or the last fields of a survey, still use every worker.
-    When every field is finished, the fields
-    are merged, detections of the same source in overlapping fields are
-    merged (within *match_radius*, keeping the most confident), the
+    When every field is finished, the fields are merged, detections of the
+    same source in overlapping fields are merged (within *match_radius*,
+    keeping the most confident), the
     literature name columns are filled, and these files are written into
     *out_dir*, all or none:
 
