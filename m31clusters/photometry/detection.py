@@ -23,6 +23,7 @@ from scipy import ndimage
 from ..catalog import Catalog
 from ..exceptions import BandError, NoDetectionsWarning
 from ..utils._progress import PROGRESS_DEFAULT
+from ._deblend import _deblend_sources
 from ._image import (
     _ZP_KEYS,
     _bad_pixels,
@@ -109,16 +110,17 @@ def _multi_peaked(convolved, segm, labels):
 
 
 def _deblend(convolved, segm, n_pixels, labels, progress):
-    """Split blended segments (multi-thresholding and watershed); only *labels* if given."""
-    from photutils.segmentation import deblend_sources
+    """
+    Split blended segments (multi-thresholding and watershed); only *labels* if given.
 
+    The result is `photutils.segmentation.deblend_sources`' (exponential
+    levels, 8-connectivity), computed for all segments together by
+    `._deblend._deblend_sources`.
+    """
     labels = _multi_peaked(convolved, segm, labels)
     if len(labels) == 0:
         return segm
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # photutils' own deblending warnings
-        return deblend_sources(convolved, segm, n_pixels, labels=labels,
-                               progress_bar=progress)
+    return _deblend_sources(convolved, segm, n_pixels, labels, progress=progress)
 
 
 def _catalog(sub, segm, convolved, bad, wcs, scale, meta):
