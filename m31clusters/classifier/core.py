@@ -15,7 +15,7 @@ from ..exceptions import BandError, IncompatibleModelError
 from ..models import ARCHITECTURES, build_model
 from ..utils._metrics import check_labels
 from ..utils._progress import PROGRESS_DEFAULT, progress_bar
-from . import _evaluation, _persistence, _training
+from . import _ensemble, _evaluation, _persistence, _training
 from . import calibration as _calibration
 from ._common import (
     _as_float,
@@ -121,6 +121,7 @@ class ClusterClassifier:
     plot_pr = _evaluation.plot_pr
     _scored = _evaluation._scored
     calibrate = _calibration.calibrate
+    ensemble = classmethod(_ensemble.ensemble)
     save = _persistence.save
     load = classmethod(_persistence.load)
     _metadata = _persistence._metadata
