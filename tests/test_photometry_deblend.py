@@ -113,3 +113,46 @@ def test_detect_sources_gives_photutils_catalogue(monkeypatch):
             np.testing.assert_array_equal(ours[name].ra.deg, theirs[name].ra.deg)
         else:
             np.testing.assert_array_equal(np.asarray(ours[name]), np.asarray(theirs[name]))
+
+
+def test_detection_table_equals_photutils_source_catalog():
+    """Centroids, flux, area and FWHM of detect_sources against photutils' SourceCatalog."""
+    from astropy import units as u
+    from photutils.segmentation import SourceCatalog
+
+    import m31clusters.photometry.detection as detection
+    from m31clusters.photometry._image import _bad_pixels, _image, _pixel_scale
+
+    rng = np.random.default_rng(8)
+    shape = (240, 260)
+    n = 300
+    x, y = rng.uniform(5, 255, n), rng.uniform(5, 235, n)
+    flux = 10 ** rng.uniform(3, 5.5, n)
+    data = _observe(np.minimum(SKY + _render_gaussian(shape, x, y, flux, 0.6 / PIX), 3e4), rng)
+    data[100:104, 30:200] = np.nan  # a bad column block through sources
+    mask = np.zeros(shape, dtype=bool)
+    mask[:, 120:123] = True
+    img = NDData(data, wcs=_wcs(shape))
+    found = detect_sources(img, box_size=40, mask=mask)
+    # photutils on the same stages
+    arr, wcs, nd_mask, _ = _image(img, None)
+    bad = _bad_pixels(arr, nd_mask) | mask
+    sub, rms = detection._background(arr, bad, 40, 3)
+    k1, kernel = detection._kernel(3.5)
+    conv = detection._smooth(sub, k1)
+    segm = detection._segment(conv, 5 * np.where(bad, np.inf, rms * np.sqrt(np.sum(kernel**2))),
+                              bad, 5)
+    segm = detection._deblend(conv, segm, 5, None, False)
+    cat = SourceCatalog(sub, segm, convolved_data=conv, mask=bad, wcs=wcs)
+    xs, ys = np.asarray(cat.x_centroid, float), np.asarray(cat.y_centroid, float)
+    ok = np.isfinite(xs) & np.isfinite(ys)
+    assert len(found) == ok.sum() > 200
+    np.testing.assert_array_equal(found["id"], np.asarray(cat.labels)[ok])
+    np.testing.assert_allclose(found["x"], xs[ok], rtol=0, atol=1e-9)
+    np.testing.assert_allclose(found["y"], ys[ok], rtol=0, atol=1e-9)
+    np.testing.assert_allclose(found["flux"], np.asarray(cat.segment_flux, float)[ok],
+                               rtol=1e-12)
+    np.testing.assert_array_equal(np.asarray(found["area"]), u.Quantity(cat.area).value[ok])
+    fwhm = u.Quantity(cat.fwhm).value[ok] * _pixel_scale(wcs)
+    np.testing.assert_allclose(np.asarray(found["fwhm"]), fwhm, rtol=1e-12,
+                               equal_nan=True)

@@ -72,8 +72,18 @@ def _markers(values, where, shape, seg, levels, n_pixels, structure):
     *shape* on which no two segments touch, *seg* their segment index and
     *levels* the (n_segments, n_levels) thresholds.  Returns an int64 array
     (0: no marker).
+
+    A marker is replaced only by >= 2 parts of a higher level, and every part
+    holds a local maximum of its segment (its brightest pixel), so a marker
+    with a single local maximum is final: its pixels leave the higher levels,
+    as do those outside every marker of a segment that has markers (every
+    part of a higher level lies inside a marker).
     """
     n_seg, n_levels = levels.shape
+    canvas = np.full(shape, -np.inf)
+    canvas.reshape(-1)[where] = values
+    peak = np.flatnonzero(values >= ndimage.maximum_filter(
+        canvas, size=3, mode="constant", cval=-np.inf).reshape(-1)[where])
     marker = np.zeros(where.size, dtype=np.int64)
     has_lower = np.zeros(n_seg, dtype=bool)
     canvas = np.zeros(shape, dtype=bool)
@@ -115,6 +125,10 @@ def _markers(values, where, shape, seg, levels, n_pixels, structure):
                 repl = split[m]
                 marker[sel[repl]] = next_id + c[repl]
         next_id += n + 1
+        # only the pixels of markers that can still split stay for the next levels
+        multi = np.bincount(marker[peak], minlength=next_id) >= 2
+        multi[0] = False
+        alive = alive[~has_lower[seg[alive]] | multi[marker[alive]]]
     return marker
 
 
