@@ -152,10 +152,11 @@ def _watershed(data, markers, mask, contrast, structure):
 def _watershed_all(values, where, shape, seg, marker, seg_of_marker, bounds, all_values,
                    contrast, structure, progress):
     """
-    photutils' ``apply_watershed`` for many segments in one watershed on the packed
-    canvas (the segments never touch there, so they flood independently): per
-    segment, the faintest part below *contrast* of the segment's flux is dropped
-    and that segment flooded again, until none is.  Returns each pixel's marker.
+    photutils' ``apply_watershed`` for many segments: one watershed floods them all
+    on the packed canvas (the segments never touch there, so they flood
+    independently); a segment with a part below *contrast* of its flux then
+    loses its faintest part and continues photutils' loop on its own box.
+    Returns each pixel's marker.
     """
     from skimage.segmentation import watershed
 
@@ -165,44 +166,46 @@ def _watershed_all(values, where, shape, seg, marker, seg_of_marker, bounds, all
     total = np.array([_nansum(all_values[bounds[j] : bounds[j + 1]]) for j in range(n_seg)])
     image = np.zeros(shape)
     image.reshape(-1)[where] = -values
-    final = np.zeros(where.size, dtype=np.int64)
-    todo = np.arange(where.size)
-    current = marker.copy()
-    bar = progress_bar(progress=progress, total=int(np.unique(seg).size), desc="deblend",
-                       unit="segment")
-    try:
-        while todo.size:
-            mk = np.zeros(shape, dtype=np.int64)
-            mk.reshape(-1)[where[todo]] = current[todo]
-            mask = np.zeros(shape, dtype=bool)
-            mask.reshape(-1)[where[todo]] = True
-            lab = watershed(image, mk, mask=mask, connectivity=structure).reshape(-1)[where[todo]]
-            # flux of every part (ndimage.sum_labels' bincount, in the same pixel order)
-            flux = np.bincount(lab, weights=values[todo], minlength=seg_of_marker.size)
-            present = np.unique(lab)
-            present = present[present != 0]
-            owner = seg_of_marker[present]
-            frac = flux[present] / total[owner]
-            n_parts = np.bincount(owner, minlength=n_seg)
-            low = np.zeros(n_seg, dtype=bool)
-            low[owner[frac < contrast]] = True
-            again = low & (n_parts >= 2)
-            # the faintest part of each such segment (the first label among equals)
-            order = np.lexsort((present, frac, owner))
-            o = owner[order]
-            head = np.ones(o.size, dtype=bool)
-            head[1:] = o[1:] != o[:-1]
-            drop = present[order][head & again[o]]
-            seg_todo = seg[todo]
-            done = ~again[seg_todo]
-            final[todo[done]] = lab[done]
-            bar.update(int(np.unique(seg_todo[done]).size))
-            lab[np.isin(lab, drop)] = 0
-            current[todo] = lab
-            todo = todo[~done]
-    finally:
-        bar.close()
-    return final
+    mk = np.zeros(shape, dtype=np.int64)
+    mk.reshape(-1)[where] = marker
+    mask = np.zeros(shape, dtype=bool)
+    mask.reshape(-1)[where] = True
+    lab = watershed(image, mk, mask=mask, connectivity=structure).reshape(-1)[where]
+    del image, mk, mask
+    # flux of every part (ndimage.sum_labels' bincount, in the same pixel order)
+    flux = np.bincount(lab, weights=values, minlength=seg_of_marker.size)
+    present = np.unique(lab)
+    present = present[present != 0]
+    owner = seg_of_marker[present]
+    frac = flux[present] / total[owner]
+    n_parts = np.bincount(owner, minlength=n_seg)
+    again = np.zeros(n_seg, dtype=bool)
+    again[owner[frac < contrast]] = True
+    again &= n_parts >= 2
+    # the faintest part of each such segment (the first label among equals) goes
+    order = np.lexsort((present, frac, owner))
+    o = owner[order]
+    head = np.ones(o.size, dtype=bool)
+    head[1:] = o[1:] != o[:-1]
+    lab[np.isin(lab, present[order][head & again[o]])] = 0
+    redo = np.flatnonzero(again[seg])
+    starts = np.flatnonzero(np.r_[True, seg[redo][1:] != seg[redo][:-1]]) if redo.size else []
+    ends = np.r_[starts[1:], redo.size] if redo.size else []
+    rows, cols = np.divmod(where, shape[1])
+    for a, b in progress_bar(list(zip(starts, ends, strict=True)), progress=progress,
+                             desc="deblend (contrast)", unit="segment"):
+        p = redo[a:b]
+        r0, c0 = rows[p].min(), cols[p].min()
+        box = (rows[p].max() - r0 + 1, cols[p].max() - c0 + 1)
+        rr, cc = rows[p] - r0, cols[p] - c0
+        data = np.zeros(box)
+        data[rr, cc] = values[p]
+        local = np.zeros(box, dtype=np.int64)
+        local[rr, cc] = lab[p]
+        keep = np.zeros(box, dtype=bool)
+        keep[rr, cc] = True
+        lab[p] = _watershed(data, local, keep, contrast, structure)[rr, cc]
+    return lab
 
 
 def _deblend_sources(convolved, segm, n_pixels, labels=None, *, n_levels=32, contrast=0.001,
