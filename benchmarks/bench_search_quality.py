@@ -35,7 +35,9 @@ Recipe (the calls a user makes on real PAndAS stacks, on simulated fields):
    ``asinh_flux`` (a fixed per-band scale from the zero points,
    ``zeropoint_scales``) so that the network sees each source's brightness
    and colour, trained from scratch; a second round with the hard examples
-   oversampled ``--hard-factor`` times;
+   oversampled ``--hard-factor`` times; with ``--seeds S1 S2 ...`` one such
+   network per seed (cached in ``OUT/members``) and their average
+   (``ClusterClassifier.ensemble``), calibrated and thresholded in step 4;
 4. base rate: clusters per g < 21 catalogue source within 30 kpc, counted
    on all 17 fields whose centre is within 30 kpc (9 small CCDs each, the
    scene's population, seeds of their own; the survey's sources are mostly
@@ -380,6 +382,34 @@ def train(args, out, rate):
     return clf, info
 
 
+def train_ensemble(args, out, rate):
+    """
+    One network per seed of ``--seeds`` by the recipe (each cached as
+    out/members/<architecture>_seed<N>.zip), their `ClusterClassifier.ensemble`,
+    calibrated and thresholded at the base rate on the recipe's validation split.
+    """
+    import argparse as _argparse
+
+    from m31clusters.classifier import ClusterClassifier
+
+    members, infos = [], {}
+    for seed in args.seeds:
+        path = Path(out) / "members" / f"{args.architecture}_seed{seed}.zip"
+        if path.exists():
+            clf = ClusterClassifier.load(path)
+            _log(f"member seed {seed}: {path} (cached)")
+        else:
+            clf, info = train(_argparse.Namespace(**{**vars(args), "seed": seed}), out, rate)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            clf.save(path)
+            infos[seed] = info
+        members.append(clf)
+    ens = ClusterClassifier.ensemble(members, name=f"{args.architecture}_x{len(members)}")
+    info = recalibrate(args, out, ens, rate)
+    info["members"] = {str(s): infos.get(s, "cached") for s in args.seeds}
+    return ens, info
+
+
 def recalibrate(args, out, clf, rate):
     """Calibration and threshold of a saved model again, on the recipe's validation split."""
     ts, _ = training_set(args, out)
@@ -538,6 +568,9 @@ def main(argv=None):
     p.add_argument("--patience", type=int, default=4)
     p.add_argument("--hard-factor", type=float, default=4.0)
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--seeds", type=int, nargs="+",
+                   help="train one network per seed (cached in OUT/members) and use their "
+                   "ensemble (ClusterClassifier.ensemble), calibrated and thresholded")
     p.add_argument("--model", type=Path, help="evaluate this model instead of training one")
     p.add_argument("--recalibrate", action="store_true",
                    help="with --model: calibrate and threshold it again at the base rate")
@@ -582,7 +615,10 @@ def main(argv=None):
                 if args.save_model:
                     clf.save(args.save_model, overwrite=True)
         else:
-            clf, info = train(args, args.out, rate)
+            if args.seeds:
+                clf, info = train_ensemble(args, args.out, rate)
+            else:
+                clf, info = train(args, args.out, rate)
             how = info["calibration"]
             if args.save_model:
                 clf.save(args.save_model, overwrite=True)

@@ -214,9 +214,9 @@ def _deblend_sources(convolved, segm, n_pixels, labels=None, *, n_levels=32, con
     `photutils.segmentation.deblend_sources` (``mode="exponential"``,
     ``connectivity=8``, ``relabel=True``) with the multi-thresholding of all
     segments done together; returns the same `~photutils.segmentation.SegmentationImage`.
+    *progress* shows a bar over the segments that need more than one watershed.
     """
     from photutils.segmentation import SegmentationImage
-
 
     structure = np.ones((3, 3), dtype=bool)
     data = np.asarray(convolved)

@@ -4,11 +4,13 @@ Source detection on a field image.
 `detect_sources` estimates the background and its noise on a mesh
 (`photutils.background.Background2D`), smooths the image with a Gaussian of
 about the seeing, segments it at a threshold in units of the noise of the
-smoothed image and splits blended segments
-(`photutils.segmentation.detect_sources` and `~photutils.segmentation.deblend_sources`),
-and returns the centroids, sky positions and simple shape measures of the
-segments (`photutils.segmentation.SourceCatalog`).  Each stage is a private
-function here, so ``benchmarks/bench_photometry.py`` can time them.
+smoothed image (`photutils.segmentation.detect_sources`) and splits blended
+segments (the segmentation of `~photutils.segmentation.deblend_sources`,
+computed for all segments at once in ``_deblend.py``), and returns the
+centroids, sky positions and simple shape measures of the segments (the
+definitions of `photutils.segmentation.SourceCatalog`, vectorised over the
+segments).  Each stage is a private function here, so
+``benchmarks/bench_photometry.py`` can time them.
 """
 
 import warnings
@@ -231,8 +233,9 @@ def detect_sources(image, wcs=None, *, nsigma=5.0, n_pixels=5, fwhm=3.5 * u.pix,
     matched filter for point sources) and segmented at *nsigma* times the
     noise of the smoothed image (the pixel noise times
     ``sqrt(sum(kernel**2))``), with at least *n_pixels* connected pixels, and
-    blended segments are split (`photutils.segmentation.deblend_sources`).
-    *nsigma* is thus close to the signal-to-noise ratio of PSF photometry at
+    blended segments are split (the segmentation
+    `photutils.segmentation.deblend_sources` gives, computed for all segments
+    at once).  *nsigma* is thus close to the signal-to-noise ratio of PSF photometry at
     the detection limit.
 
     Parameters
@@ -356,7 +359,7 @@ def detect_sources(image, wcs=None, *, nsigma=5.0, n_pixels=5, fwhm=3.5 * u.pix,
         )
     if deblend:
         try:
-            import skimage  # noqa: F401  (photutils' deblending uses its watershed)
+            import skimage  # noqa: F401  (the deblending uses its watershed)
         except ImportError:
             raise ImportError(
                 "deblending needs scikit-image: pip install scikit-image, or pass deblend=False"
