@@ -28,7 +28,7 @@ def ensemble(cls, members, *, name="ensemble"):
     ----------
     members : sequence of `ClusterClassifier`
         At least two trained classifiers with the same stamp shape, bands,
-        normalisation and training prior (`training_prior`, the class ratio
+        normalisation and training prior (``training_prior``, the class ratio
         of their training loss, which `calibrate` shifts from).
     name : str, optional
         Name of the Keras model (the classifier's architecture is
