@@ -91,6 +91,17 @@ def test_more_than_200_markers_start_again_with_linear_levels():
     np.testing.assert_array_equal(_deblend_sources(data, segm, 5).data, ref.data)
 
 
+def test_segments_with_fewer_than_two_markers_stay_whole():
+    yy, xx = np.mgrid[:40, :40]
+    data = 10 * np.exp(-((xx - 20) ** 2 + (yy - 20) ** 2) / 8.0) + 0.5
+    data[5, 5] = 3.0  # a one-pixel second peak: smaller than n_pixels, never a marker
+    segm = SegmentationImage(np.ones((40, 40), dtype=np.int32))
+    ref = _photutils(data, segm, 5)
+    out = _deblend_sources(data, segm, 5)
+    assert ref.n_labels == out.n_labels == 1
+    np.testing.assert_array_equal(out.data, ref.data)
+
+
 def test_detect_sources_gives_photutils_catalogue(monkeypatch):
     """The whole detection, with photutils' deblending in place of ours: the same table."""
     import m31clusters.photometry.detection as detection
