@@ -116,7 +116,7 @@ def _detect_stages(hdu, deblend_limit, compare=False):
               f"({c_ref / c:.1f}x the CPU); same segmentation image: "
               f"{np.array_equal(ref.data, segm.data)}")
     out = _det._catalog(sub, segm, convolved, bad, wcs, scale, {})
-    times["catalogue (SourceCatalog)"] = clock.lap()
+    times["catalogue (table)"] = clock.lap()
     return out, times
 
 
