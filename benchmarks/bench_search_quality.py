@@ -357,13 +357,16 @@ def rate_injected_sets(args, out):
     return sets
 
 
-def train(args, out, rate):
-    """Training set by the recipe; fit, hard-example round, calibration, threshold."""
+def train(args, out, rate, prepared=None):
+    """
+    Training set by the recipe (or *prepared*, what `training_set` returned);
+    fit, hard-example round, calibration, threshold.
+    """
     from m31clusters.classifier import ClusterClassifier
     from m31clusters.cutout import zeropoint_scales
     from m31clusters.training import train_classifier
 
-    ts, images = training_set(args, out)
+    ts, images = training_set(args, out) if prepared is None else prepared
     t = time.perf_counter()
     if args.init:
         clf = ClusterClassifier.load(args.init)
@@ -392,6 +395,7 @@ def train_ensemble(args, out, rate):
 
     from m31clusters.classifier import ClusterClassifier
 
+    prepared = training_set(args, out)  # the same for every seed: built once
     members, infos = [], {}
     for seed in args.seeds:
         path = Path(out) / "members" / f"{args.architecture}_seed{seed}.zip"
@@ -399,20 +403,24 @@ def train_ensemble(args, out, rate):
             clf = ClusterClassifier.load(path)
             _log(f"member seed {seed}: {path} (cached)")
         else:
-            clf, info = train(_argparse.Namespace(**{**vars(args), "seed": seed}), out, rate)
+            clf, info = train(_argparse.Namespace(**{**vars(args), "seed": seed}), out, rate,
+                              prepared)
             path.parent.mkdir(parents=True, exist_ok=True)
             clf.save(path)
             infos[seed] = info
         members.append(clf)
     ens = ClusterClassifier.ensemble(members, name=f"{args.architecture}_x{len(members)}")
-    info = recalibrate(args, out, ens, rate)
+    info = recalibrate(args, out, ens, rate, prepared)
     info["members"] = {str(s): infos.get(s, "cached") for s in args.seeds}
     return ens, info
 
 
-def recalibrate(args, out, clf, rate):
-    """Calibration and threshold of a saved model again, on the recipe's validation split."""
-    ts, _ = training_set(args, out)
+def recalibrate(args, out, clf, rate, prepared=None):
+    """
+    Calibration and threshold of a saved model again, on the recipe's validation split
+    (of *prepared*, what `training_set` returned, if given).
+    """
+    ts, _ = training_set(args, out) if prepared is None else prepared
     cutouts, labels = ts.subset("val")
     cal = clf.calibrate(cutouts, labels, base_rate=rate)
     clf.select_threshold(cutouts, labels, metric="f1", base_rate=rate)
