@@ -56,6 +56,20 @@ def square(field):
     return Table({"x": [field], "x2": [field * field], "pid": [os.getpid()]})
 
 
+
+def worker_cpus(field):
+    """The CPUs a worker process's task, and a thread it starts, may run on."""
+    from distributed import get_worker
+
+    seen = {}
+    thread = threading.Thread(target=lambda: seen.update(cpus=sorted(os.sched_getaffinity(0))))
+    thread.start()
+    thread.join()
+    return Table({"worker": [int(get_worker().name)],
+                  "cpus": [" ".join(map(str, sorted(os.sched_getaffinity(0))))],
+                  "thread_cpus": [" ".join(map(str, seen["cpus"]))]})
+
+
 # --------------------------------------------------------------------------- iter_chunks
 
 
@@ -375,6 +389,32 @@ def test_worker_processes_and_user_client(tmp_path):
         "field_a.fits", "field_b.fits"]
     assert run.read_field("b")["x2"][0] == 25
     assert sorted(run.catalog["PAndAS"]) == ["a", "b"]
+
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="CPU affinity is Linux's")
+def test_worker_processes_get_disjoint_cpu_shares(tmp_path):
+    # Each local worker process is restricted to its own CPUs before any task runs
+    # (a thread started later, like JAX's thread pool, inherits them), so the
+    # workers never compete for a CPU.
+    cpus = sorted(os.sched_getaffinity(0))
+    n = min(2, len(cpus))
+    per = len(cpus) // n
+    run = run_survey(worker_cpus, list(range(6)), tmp_path / "a", scheduler="processes",
+                     n_workers=n, progress=False, dedup_radius=None)
+    seen = {}
+    for row in run.catalog:
+        assert row["cpus"] == row["thread_cpus"]
+        seen[row["worker"]] = row["cpus"]
+    for worker, got in seen.items():
+        assert got == " ".join(map(str, cpus[worker * per : (worker + 1) * per]))
+    assert len(set(seen.values())) == len(seen)  # disjoint
+
+    # Asking for more threads than there are CPUs: no restriction at all.
+    run = run_survey(worker_cpus, [0, 1], tmp_path / "b", scheduler="processes",
+                     n_workers=n, cluster_kwargs={"threads_per_worker": len(cpus) + 1},
+                     progress=False, dedup_radius=None)
+    assert set(run.catalog["cpus"]) == {" ".join(map(str, cpus))}
 
 
 def test_merge_deduplicates_overlaps(tmp_path):

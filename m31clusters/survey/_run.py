@@ -173,6 +173,57 @@ def _cleanup_temporaries(out_dir, filenames):
                 pass
 
 
+def _cpu_shares(n_workers, threads_per_worker):
+    """
+    Disjoint sets of this process's CPUs, one per local worker process.
+
+    Each worker gets ``max(threads_per_worker, n_cpus // n_workers)`` CPUs, so
+    that the workers together use every CPU and no two share one.  None where
+    that is impossible (more threads asked for than CPUs) or the platform
+    cannot restrict a process to some CPUs.
+    """
+    if not hasattr(os, "sched_getaffinity") or not hasattr(os, "sched_setaffinity"):
+        return None  # pragma: no cover - not Linux
+    cpus = sorted(os.sched_getaffinity(0))
+    per = max(int(threads_per_worker), len(cpus) // n_workers)
+    if per < 1 or n_workers * per > len(cpus):
+        return None
+    return [cpus[i * per : (i + 1) * per] for i in range(n_workers)]
+
+
+def _set_process_affinity(cpus):
+    """Restrict every thread of this process (and the threads it starts later) to *cpus*."""
+    try:
+        threads = [int(t) for t in os.listdir("/proc/self/task")]
+    except OSError:  # pragma: no cover - no procfs
+        threads = [0]
+    for tid in threads:
+        try:
+            os.sched_setaffinity(tid, cpus)
+        except OSError:  # pragma: no cover - the thread ended meanwhile
+            pass
+
+
+def _cpu_share_plugin(shares):
+    """A Dask worker plugin giving local worker ``i`` the CPUs ``shares[i]``."""
+    from distributed import WorkerPlugin
+
+    class _CpuShare(WorkerPlugin):
+        name = "m31clusters-cpu-share"
+
+        def __init__(self, shares):
+            self.shares = shares
+
+        def setup(self, worker):
+            try:
+                index = int(worker.name)
+            except (TypeError, ValueError):  # pragma: no cover - not a LocalCluster name
+                return
+            _set_process_affinity(self.shares[index % len(self.shares)])
+
+    return _CpuShare(shares)
+
+
 def _make_client(n_workers, cluster_kwargs):
     from distributed import Client, LocalCluster
 
@@ -185,7 +236,19 @@ def _make_client(n_workers, cluster_kwargs):
     # started JAX (or its thread pools) can deadlock.
     with dask.config.set({"distributed.worker.multiprocessing-method": "spawn"}):
         cluster = LocalCluster(**kwargs)
-    return Client(cluster), cluster
+    client = Client(cluster)
+    # Each worker process gets its own share of the CPUs before any task runs, so
+    # that the thread pool JAX/XLA starts in a worker (sized to every CPU it may
+    # use, whatever threads_per_worker says) does not compete with the others.
+    shares = _cpu_shares(kwargs["n_workers"], kwargs["threads_per_worker"] or 1)
+    if kwargs["processes"] and shares is not None:
+        try:
+            client.register_plugin(_cpu_share_plugin(shares))
+        except BaseException:
+            client.close()
+            cluster.close()
+            raise
+    return client, cluster
 
 
 def _run_threads(func, todo, args, retries, finish, bar, n_workers):
@@ -259,7 +322,11 @@ def run_survey(func, fields, out_dir, *, client=None, scheduler=None, n_workers=
         *func* may use a loaded model or open files); ``"processes"`` in
         worker processes of a ``distributed.LocalCluster`` (one thread
         each; for GIL-bound Python code, and to cap the memory of each
-        worker with ``cluster_kwargs={"memory_limit": "4GiB"}``);
+        worker with ``cluster_kwargs={"memory_limit": "4GiB"}``); on Linux
+        each worker process is restricted to its own share of the CPUs
+        (``n_cpus // n_workers``, at least ``threads_per_worker``) before
+        any field runs, so that thread pools started inside a worker (JAX's
+        uses every CPU it may run on) do not compete with the other workers;
         ``"synchronous"`` one field after the other in this process without
         Dask (debugging, profiling).
     n_workers : int, optional

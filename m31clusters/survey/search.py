@@ -698,7 +698,8 @@ def search_fields(fields, out_dir, *, model=None, threshold=None, mag_limit=21.0
         De-duplication and literature matching radius (the paper's 1 arcsec).
     scheduler : str
         ``"processes"`` (default: Dask worker processes on this machine,
-        started with ``spawn`` so JAX is never forked), ``"threads"``,
+        started with ``spawn`` so JAX is never forked, each restricted to
+        its own share of the CPUs, see `run_survey`), ``"threads"``,
         ``"synchronous"``, or the address of a running Dask scheduler
         (``tcp://host:8786``), whose workers must see the files at the
         same paths.
