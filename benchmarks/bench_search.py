@@ -19,7 +19,9 @@ M31's centre, 36 CCDs of 4612 x 2048 pixels in g and i, with its
 4. **scaling**: two fields with ``search_fields`` on 1 and on 2 local worker
    processes, with the catalogue (the full field twice) and with detection
    (``--scaling-ccds`` CCDs each), the model loaded in every worker before
-   the clock starts (target >= 1.6x);
+   the clock starts (target >= 1.6x); and with the catalogue, one worker
+   restricted to one CPU against two workers on two (the workers are those
+   ``search_fields`` makes: each restricted to its own share of the CPUs);
 
 with the per-stage table (read, detect, measure, cut, classify, write) and an
 extrapolation to the paper's 30 kpc search (the PAndAS fields whose centre
@@ -95,17 +97,22 @@ def _run_child(mode, d, field, n_fields=1):
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
-def _cluster(workers):
-    """A LocalCluster of *workers* spawned single-threaded processes, the model loaded in each."""
-    import dask
-    from distributed import Client, LocalCluster
-
+def _cluster(workers, cpus=None):
+    """
+    The local cluster ``search_fields`` makes (*workers* spawned single-threaded
+    processes, each restricted to its share of the CPUs), the model loaded in
+    each.  With *cpus*, the workers share only the first *cpus* CPUs.
+    """
+    from m31clusters.survey._run import _make_client
     from m31clusters.survey.search import _load_model
 
-    with dask.config.set({"distributed.worker.multiprocessing-method": "spawn"}):
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None)
-    client = Client(cluster)
+    every = os.sched_getaffinity(0)
+    if cpus is not None:
+        os.sched_setaffinity(0, sorted(every)[:cpus])  # inherited by the spawned workers
+    try:
+        client, cluster = _make_client(workers, None)
+    finally:
+        os.sched_setaffinity(0, every)
     client.run(_load_model, None)  # warm: the shipped model in every worker
     return cluster, client
 
@@ -114,11 +121,11 @@ def _worker_peak_gb(client):
     return max(client.run(_peak_rss_gb).values())
 
 
-def _search(fields, workers, out_dir):
+def _search(fields, workers, out_dir, cpus=None):
     """search_fields on *workers* local processes (warm): wall time, result, peak memory."""
     from m31clusters.survey import search_fields
 
-    cluster, client = _cluster(workers)
+    cluster, client = _cluster(workers, cpus)
     with cluster, client:
         t = time.perf_counter()
         res = search_fields(fields, out_dir, scheduler=cluster.scheduler_address)
@@ -229,7 +236,7 @@ def main():
                            {k: res.timings[k] for k in SEARCH_STAGES}, scale))
         print(f"   write {res.timings.get('write', 0):.1f} s")
 
-    ratio_cat = ratio_det = None
+    ratio_cat = ratio_det = ratio_core = u1 = None
     if not args.skip_scaling:
         with tempfile.TemporaryDirectory() as tmp:
             tmp = Path(tmp)
@@ -237,9 +244,14 @@ def main():
             w1, _, _ = _search(two, 1, tmp / "c1")
             w2, _, _ = _search(two, 2, tmp / "c2")
             ratio_cat = w1 / w2
+            # The same with one CPU per worker: 1 worker on 1 CPU against 2 on 2.
+            u1, _, _ = _search(two, 1, tmp / "u1", cpus=1)
+            ratio_core = u1 / w2
             print("\n4. scaling: two fields on local worker processes (warm: model loaded)")
             print(f"   with the catalogue: 1 worker {w1:.1f} s, 2 workers {w2:.1f} s: "
                   f"{ratio_cat:.2f}x  (target >= 1.6x)")
+            print(f"   with the catalogue, one CPU per worker: 1 worker on 1 CPU {u1:.1f} s, "
+                  f"2 workers on 2 CPUs {w2:.1f} s: {ratio_core:.2f}x")
             sub = _subset(d, field, args.scaling_ccds, tmp / "sub")
             two = {"a": sub, "b": sub}
             v1, _, _ = _search(two, 1, tmp / "d1")
@@ -254,11 +266,11 @@ def main():
     print(f"   with catalogues, {per_field:.0f} s per field in one process: one worker "
           f"{n30 * per_field / 3600:.2f} h")
     if ratio_cat:
-        eff = ratio_cat / 2
+        eff = ratio_core / 2
         print(f"   this machine (2 workers, {ratio_cat:.2f}x): "
-              f"{n30 * per_field / ratio_cat / 3600:.2f} h; 16-core node (16 workers at the "
-              f"{eff:.0%} efficiency measured from 1 to 2): "
-              f"{n30 * per_field / (16 * eff) / 3600:.2f} h")
+              f"{n30 * per_field / ratio_cat / 3600:.2f} h; 16-core node (16 one-CPU workers "
+              f"at the {eff:.0%} efficiency measured from 1 to 2, {u1 / 2:.0f} s per field on "
+              f"one CPU): {n30 * (u1 / 2) / (16 * eff) / 3600:.2f} h")
     if det_wall:
         work = det_work * scale
         eff = (ratio_det or det_work / det_wall) / 2
