@@ -201,7 +201,7 @@ def test_format1_file_written_before_the_split_still_loads():
 
 def test_shipped_demo_model_loads_with_the_same_network(tmp_path):
     """
-    The demo model (an ensemble of two wang2022 networks, loaded in safe mode)
+    The demo model (an ensemble of three wang2022 networks, loaded in safe mode)
     computes what its own Keras file does, and the mean of its members.
     """
     import keras
@@ -211,13 +211,13 @@ def test_shipped_demo_model_loads_with_the_same_network(tmp_path):
 
     path = Path(m31clusters.__file__).parent / "data" / "models" / "demo_classifier.zip"
     clf = ClusterClassifier.load(path)
-    assert clf.architecture == "custom:wang2022_x2" and clf.bands == ("g", "i")
+    assert clf.architecture == "custom:wang2022_x3" and clf.bands == ("g", "i")
     members = [layer for layer in clf.model.layers if isinstance(layer, keras.Model)]
     reference = build_model("wang2022", clf.input_shape)
-    assert len(members) == 2
+    assert len(members) == 3
     assert all(m.count_params() == reference.count_params() for m in members)
     x0 = np.random.default_rng(5).normal(size=(4,) + clf.input_shape).astype("float32")
-    mean = sum(np.asarray(m.predict_on_batch(x0)) for m in members) / 2
+    mean = sum(np.asarray(m.predict_on_batch(x0)) for m in members) / 3
     np.testing.assert_allclose(np.asarray(clf.model.predict_on_batch(x0)), mean, atol=1e-6)
     with zipfile.ZipFile(path) as zf:
         zf.extract("model.keras", tmp_path)
