@@ -162,6 +162,24 @@ def _stage_table(label, timings, scale):
     return f"{label}\n" + "\n".join(rows) + f"\n  {'total':9s} {total:8.1f} s"
 
 
+def _catalogue_timings(d, field, scale, note):
+    """Sections 1 and 3: the search with the catalogue in fresh processes."""
+    cat1 = _run_child("catalogue", d, field, n_fields=2)
+    first, second = cat1["fields"]
+    print(f"\n1. with the catalogue (one process): {second['counts']['sources']} sources, "
+          f"{second['counts']['passed_cuts']} pass the cuts, "
+          f"{second['counts']['candidates']} candidates")
+    print(f"   first field in a process {first['wall']:.1f} s (model load, JIT), "
+          f"next {second['wall']:.1f} s -> {second['wall'] * scale:.0f} s per 36-CCD field"
+          f"{note}  (target <= 180 s)")
+    print(_stage_table("   stages, second field:", second["timings"], scale))
+    print(f"\n3. peak memory of one process: 2 fields in a row {cat1['peak_rss_gb']:.2f} GB")
+    one = _run_child("catalogue", d, field, n_fields=1)
+    print(f"   1 field {one['peak_rss_gb']:.2f} GB (target <= 4 GB, independent of fields)")
+
+    return second
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[1])
     parser.add_argument("--n-ccds", type=int, default=FULL_CCDS)
@@ -176,6 +194,8 @@ def main():
     parser.add_argument("--scaling-ccds", type=int, default=4,
                         help="CCDs per field of the detection scaling run")
     parser.add_argument("--skip-detection", action="store_true")
+    parser.add_argument("--skip-catalogue", action="store_true",
+                        help="skip the runs with the catalogue (sections 1, 3 and their scaling)")
     parser.add_argument("--skip-scaling", action="store_true")
     parser.add_argument("--_child", help=argparse.SUPPRESS)
     parser.add_argument("--_dir", help=argparse.SUPPRESS)
@@ -204,18 +224,9 @@ def main():
             "catalog": d / f"m{field}p.ascd"}
     print(f"field m{field}: {n_ccds} CCDs of {tuple(shape)}, cpus {os.cpu_count()}")
 
-    cat1 = _run_child("catalogue", d, field, n_fields=2)
-    first, second = cat1["fields"]
-    print(f"\n1. with the catalogue (one process): {second['counts']['sources']} sources, "
-          f"{second['counts']['passed_cuts']} pass the cuts, "
-          f"{second['counts']['candidates']} candidates")
-    print(f"   first field in a process {first['wall']:.1f} s (model load, JIT), "
-          f"next {second['wall']:.1f} s -> {second['wall'] * scale:.0f} s per 36-CCD field"
-          f"{note}  (target <= 180 s)")
-    print(_stage_table("   stages, second field:", second["timings"], scale))
-    print(f"\n3. peak memory of one process: 2 fields in a row {cat1['peak_rss_gb']:.2f} GB")
-    one = _run_child("catalogue", d, field, n_fields=1)
-    print(f"   1 field {one['peak_rss_gb']:.2f} GB (target <= 4 GB, independent of fields)")
+    second = None
+    if not args.skip_catalogue:
+        second = _catalogue_timings(d, field, scale, note)
 
     det_wall = det_work = None
     if not args.skip_detection:
@@ -238,20 +249,21 @@ def main():
 
     ratio_cat = ratio_det = ratio_core = u1 = None
     if not args.skip_scaling:
+        print("\n4. scaling: two fields on local worker processes (warm: model loaded)")
         with tempfile.TemporaryDirectory() as tmp:
             tmp = Path(tmp)
-            two = {"a": spec, "b": spec}
-            w1, _, _ = _search(two, 1, tmp / "c1")
-            w2, _, _ = _search(two, 2, tmp / "c2")
-            ratio_cat = w1 / w2
-            # The same with one CPU per worker: 1 worker on 1 CPU against 2 on 2.
-            u1, _, _ = _search(two, 1, tmp / "u1", cpus=1)
-            ratio_core = u1 / w2
-            print("\n4. scaling: two fields on local worker processes (warm: model loaded)")
-            print(f"   with the catalogue: 1 worker {w1:.1f} s, 2 workers {w2:.1f} s: "
-                  f"{ratio_cat:.2f}x  (target >= 1.6x)")
-            print(f"   with the catalogue, one CPU per worker: 1 worker on 1 CPU {u1:.1f} s, "
-                  f"2 workers on 2 CPUs {w2:.1f} s: {ratio_core:.2f}x")
+            if not args.skip_catalogue:
+                two = {"a": spec, "b": spec}
+                w1, _, _ = _search(two, 1, tmp / "c1")
+                w2, _, _ = _search(two, 2, tmp / "c2")
+                ratio_cat = w1 / w2
+                # The same with one CPU per worker: 1 worker on 1 CPU against 2 on 2.
+                u1, _, _ = _search(two, 1, tmp / "u1", cpus=1)
+                ratio_core = u1 / w2
+                print(f"   with the catalogue: 1 worker {w1:.1f} s, 2 workers {w2:.1f} s: "
+                      f"{ratio_cat:.2f}x  (target >= 1.6x)")
+                print(f"   with the catalogue, one CPU per worker: 1 worker on 1 CPU "
+                      f"{u1:.1f} s, 2 workers on 2 CPUs {w2:.1f} s: {ratio_core:.2f}x")
             sub = _subset(d, field, args.scaling_ccds, tmp / "sub")
             two = {"a": sub, "b": sub}
             v1, _, _ = _search(two, 1, tmp / "d1")
@@ -261,10 +273,11 @@ def main():
                   f"2 workers {v2:.1f} s: {ratio_det:.2f}x  (target >= 1.6x)")
 
     n30 = _fields_within(30)
-    per_field = second["wall"] * scale
     print(f"\n5. the paper's 30 kpc search: {n30} fields with their centre within 30 kpc")
-    print(f"   with catalogues, {per_field:.0f} s per field in one process: one worker "
-          f"{n30 * per_field / 3600:.2f} h")
+    if second is not None:
+        per_field = second["wall"] * scale
+        print(f"   with catalogues, {per_field:.0f} s per field in one process: one worker "
+              f"{n30 * per_field / 3600:.2f} h")
     if ratio_cat:
         eff = ratio_core / 2
         print(f"   this machine (2 workers, {ratio_cat:.2f}x): "

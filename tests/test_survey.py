@@ -681,22 +681,48 @@ def _same_sources(a, b):
 
 
 def test_search_field_executor_gives_the_same_result(detection_field):
-    """The CCDs of a detection search run as executor jobs: same sources, same candidates."""
+    """The CCDs and stamp chunks of a search run as executor jobs: same sources, same candidates."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
+    from m31clusters.classifier import ClusterClassifier
+    from m31clusters.demo import demo_model_path
     from m31clusters.survey import search_field
 
+    class Recording:
+        """An executor that records which job functions it was given."""
+
+        def __init__(self, pool):
+            self.pool, self.jobs = pool, []
+
+        def map(self, func, jobs):
+            self.jobs.append(func.__name__)
+            return self.pool.map(func, jobs)
+
     images = detection_field.images
-    one = search_field(images, threshold=0.0, keep_sources=True)
+    one = search_field(images, threshold=0.0, keep_sources=True, chunk_size=2)
     with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
-        two = search_field(images, threshold=0.0, keep_sources=True, executor=pool)
+        spy = Recording(pool)
+        two = search_field(images, threshold=0.0, keep_sources=True, executor=spy,
+                           chunk_size=2)
+        # a classifier object of this process is not sent to the executor's workers
+        local = Recording(pool)
+        three = search_field(images, threshold=0.0, keep_sources=True, executor=local,
+                             chunk_size=2, model=ClusterClassifier.load(demo_model_path()))
+    assert spy.jobs == ["_detect_ccd", "_classify_chunk"]
+    assert local.jobs == ["_detect_ccd"]
     _same_sources(one.sources, two.sources)
     assert len(set(np.asarray(one.sources["ccd"]))) == 3
-    np.testing.assert_array_equal(one.candidates["Conf"], two.candidates["Conf"])
-    assert one.counts == two.counts
+    assert one.counts["passed_cuts"] > 2  # several chunks
+    for other in (two, three):
+        np.testing.assert_array_equal(np.ma.filled(one.sources["Conf"], -1),
+                                      np.ma.filled(other.sources["Conf"], -1))
+        np.testing.assert_array_equal(one.candidates["Conf"], other.candidates["Conf"])
+        np.testing.assert_array_equal(one.stamps.data, other.stamps.data)
+        assert one.counts == other.counts
     # stage times are summed over the jobs, whichever ran them
     assert two.timings["detect"] > 0 and two.timings["measure"] > 0
+    assert two.timings["classify"] > 0
     with pytest.raises(TypeError, match="executor must have a map method"):
         search_field(images, executor=2)
 

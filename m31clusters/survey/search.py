@@ -130,6 +130,12 @@ def _load_model(model):
     return _MODELS[key]
 
 
+def _is_classifier(model):
+    from ..classifier import ClusterClassifier
+
+    return isinstance(model, ClusterClassifier)
+
+
 def _fragment_radius(value):
     """The fragment-merging radius as a Quantity; refused unless >= 0 arcsec."""
     value = as_quantity(value, u.arcsec, "fragment_radius")
@@ -271,6 +277,33 @@ def _detect_ccd(job):
     return sub, timings
 
 
+def _classify_chunk(job):
+    """
+    Stamps and scores of one chunk of sources (a picklable job: it may run on
+    another worker, which loads the model once).
+
+    Returns the chunk's scores, whether each stamp has enough valid pixels,
+    the stamps scoring at least ``job["keep_above"]`` (None when not asked)
+    and the seconds spent.
+    """
+    from ..cutout import Cutout
+
+    t = time.perf_counter()
+    clf = _load_model(job["model"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", OffImageWarning)
+        stamps = Cutout.from_images(job["images"], job["coord"], size=clf.input_shape[:2],
+                                    bands=clf.bands, progress=False)
+    with np.errstate(invalid="ignore"):
+        conf = clf.predict_proba(stamps, progress=False)
+    valid = stamps.valid_fraction.min(axis=1) >= job["min_valid"]
+    kept = None
+    if job["keep_above"] is not None:
+        with np.errstate(invalid="ignore"):
+            kept = stamps[np.flatnonzero((conf >= job["keep_above"]) & valid)]
+    return conf, valid, kept, time.perf_counter() - t
+
+
 def _detect(images, pairs, max_radius, nsigma, aperture, timings, progress, mag_limit,
             executor=None):
     """
@@ -368,10 +401,12 @@ def search_field(images, catalog=None, *, model=None, threshold=None, mag_limit=
         Also return every source and the candidates' stamps.
     executor : `concurrent.futures.Executor`, optional
         Runs the detection and photometry of the CCDs (without *catalog*)
-        as its jobs, e.g. a ``ProcessPoolExecutor`` with the ``spawn``
+        as its jobs, and the stamps and classification of each chunk of
+        *chunk_size* sources when *model* is a file (each process loads it
+        once), e.g. a ``ProcessPoolExecutor`` with the ``spawn``
         context, or a Dask client's ``get_executor()`` (`search_fields`
-        uses its workers' this way, so that the CCDs of one field share
-        every worker).  Not a thread pool: the jobs set warning filters,
+        uses its workers' this way, so that the CCDs and stamps of one
+        field share every worker).  Not a thread pool: the jobs set warning filters,
         which are global to a process.  Default: one CCD after the other in
         this process.  The result is the same either way; the stage
         ``timings`` are then summed over the jobs (seconds of work, which may
@@ -467,20 +502,23 @@ def search_field(images, catalog=None, *, model=None, threshold=None, mag_limit=
     conf = np.full(len(sources), np.nan)
     valid = np.zeros(len(sources), dtype=bool)
     kept_stamps = []
-    for s in iter_chunks(idx.size, chunk_size):
-        rows = idx[s]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", OffImageWarning)
-            stamps = Cutout.from_images(images, sources["coord"][rows], size=clf.input_shape[:2],
-                                        bands=clf.bands, progress=False)
-        with np.errstate(invalid="ignore"):
-            conf[rows] = clf.predict_proba(stamps)
-        valid[rows] = stamps.valid_fraction.min(axis=1) >= min_valid
-        if keep_sources:
-            with np.errstate(invalid="ignore"):
-                keep = (conf[rows] >= thr) & valid[rows]
-            kept_stamps.append(stamps[np.flatnonzero(keep)])
-    timings["classify"] += time.perf_counter() - t
+    chunks = list(iter_chunks(idx.size, chunk_size))
+    jobs = [{"images": {band: str(p) for band, p in images.items()},
+             "coord": sources["coord"][idx[s]], "model": model, "min_valid": min_valid,
+             "keep_above": thr if keep_sources else None} for s in chunks]
+    # With an executor the chunks are its jobs (each worker loads the model once),
+    # unless the model is an object of this process rather than a file.
+    remote = executor is not None and not _is_classifier(model)
+    results = executor.map(_classify_chunk, jobs) if remote else map(_classify_chunk, jobs)
+    for s, (chunk_conf, chunk_valid, kept, seconds) in zip(chunks, results, strict=True):
+        conf[idx[s]] = chunk_conf
+        valid[idx[s]] = chunk_valid
+        if kept is not None:
+            kept_stamps.append(kept)
+        if remote:
+            timings["classify"] += seconds
+    if not remote:
+        timings["classify"] += time.perf_counter() - t
 
     with np.errstate(invalid="ignore"):
         is_cand = passed & valid & (conf >= (np.inf if thr is None else thr))
