@@ -503,9 +503,10 @@ def search_field(images, catalog=None, *, model=None, threshold=None, mag_limit=
     valid = np.zeros(len(sources), dtype=bool)
     kept_stamps = []
     chunks = list(iter_chunks(idx.size, chunk_size))
-    jobs = [{"images": {band: str(p) for band, p in images.items()},
-             "coord": sources["coord"][idx[s]], "model": model, "min_valid": min_valid,
-             "keep_above": thr if keep_sources else None} for s in chunks]
+    paths = {band: str(p) for band, p in images.items()}
+    jobs = [{"images": paths, "coord": sources["coord"][idx[s]], "model": model,
+             "min_valid": min_valid, "keep_above": thr if keep_sources else None}
+            for s in chunks]
     # With an executor the chunks are its jobs (each worker loads the model once),
     # unless the model is an object of this process rather than a file.
     remote = executor is not None and not _is_classifier(model)
