@@ -63,6 +63,10 @@ Run by hand (cached in ``--out``; the simulations take ~25 min, training
     python benchmarks/bench_search_quality.py --out /tmp/bsq --save-model M.zip
     python benchmarks/bench_search_quality.py --out /tmp/bsq --model M.zip
     python benchmarks/bench_search_quality.py --out /tmp/bsq --demo-only --model M.zip
+    python benchmarks/bench_search_quality.py --out /tmp/bsq --model M.zip --tta 8
+
+(the last: test-time augmentation, ``--tta-above`` 0.01 by default, calibrated
+and thresholded again on the validation split).
 
 The speed benchmark of the search is ``bench_search.py``.
 """
@@ -582,6 +586,13 @@ def main(argv=None):
     p.add_argument("--model", type=Path, help="evaluate this model instead of training one")
     p.add_argument("--recalibrate", action="store_true",
                    help="with --model: calibrate and threshold it again at the base rate")
+    p.add_argument("--tta", type=int, choices=(1, 4, 8), default=1,
+                   help="test-time augmentation: score stamps as the mean over this many "
+                   "rotated/flipped views (ClusterClassifier.set_test_time_augmentation); the "
+                   "model is calibrated and thresholded again with it")
+    p.add_argument("--tta-above", type=float, default=0.01,
+                   help="with --tta: only stamps whose one-view network probability is at "
+                   "least this get the other views")
     p.add_argument("--save-model", type=Path, help="write the trained model here")
     p.add_argument("--before", type=Path, help="also run the demo with this model")
     p.add_argument("--demo-only", action="store_true")
@@ -617,12 +628,19 @@ def main(argv=None):
         if args.model:
             clf = ClusterClassifier.load(args.model)
             info, how = {}, "as saved"
+            if args.tta > 1:
+                with warnings.catch_warnings():  # its calibration is dropped: made again below
+                    warnings.simplefilter("ignore")
+                    clf.set_test_time_augmentation(args.tta, above=args.tta_above)
+                args.recalibrate = True
             if args.recalibrate:
                 info = recalibrate(args, args.out, clf, rate)
                 how = info["calibration"]
                 if args.save_model:
                     clf.save(args.save_model, overwrite=True)
         else:
+            if args.tta > 1:
+                p.error("--tta applies to a saved model: give it with --model")
             if args.seeds:
                 clf, info = train_ensemble(args, args.out, rate)
             else:

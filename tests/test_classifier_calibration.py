@@ -218,7 +218,7 @@ def test_calibration_round_trip_save_load(clf, tmp_path):
     clf.save(tmp_path / "cal.zip")
     with zipfile.ZipFile(tmp_path / "cal.zip") as zf:
         meta = json.loads(zf.read("metadata.json"))
-    assert meta["format_version"] == 2 and meta["calibration"]["base_rate"] == 0.03
+    assert meta["format_version"] == 3 and meta["calibration"]["base_rate"] == 0.03
     again = ClusterClassifier.load(tmp_path / "cal.zip")
     assert again.calibration == cal and again.threshold == clf.threshold
     np.testing.assert_allclose(again.predict_proba(stamps), clf.predict_proba(stamps),

@@ -118,6 +118,16 @@ _TAMPERED = {
     "training_prior_missing": ("training_prior", lambda m: m.pop("training_prior")),
     "calibration": ("calibration", _set("calibration", {"method": "temperature",
                                                         "temperature": 0.0})),
+    "tta_views": ("test_time_augmentation", _set("test_time_augmentation",
+                                                 {"views": 3, "above": 0.0})),
+    "tta_above": ("test_time_augmentation", _set("test_time_augmentation",
+                                                 {"views": 8, "above": 2.0})),
+    "tta_keys": ("test_time_augmentation", _set("test_time_augmentation", {"views": 8})),
+    "tta_missing": ("test_time_augmentation", lambda m: m.pop("test_time_augmentation")),
+    "tta_vs_calibration": ("calibration", lambda m: m.update(
+        test_time_augmentation={"views": 4, "above": 0.0},
+        calibration={"method": "prior", "temperature": 1.0, "training_prior": 0.5,
+                     "base_rate": 0.02, "validation_prior": 0.5})),
     "calibration_base_rate": ("calibration", _set("calibration", {
         "method": "prior", "temperature": 1.0, "training_prior": 0.5, "base_rate": 1.0,
         "validation_prior": 0.5})),

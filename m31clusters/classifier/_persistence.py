@@ -24,6 +24,7 @@ from ..exceptions import CorruptFileError
 from ..models import ARCHITECTURES, small_input_conv2d
 from ..utils._io import atomic_path
 from ..utils._metrics import THRESHOLD_METRICS
+from ._augmentation import _check_tta
 from ._common import (
     _default_distribution,
     _keras,
@@ -36,10 +37,11 @@ from .calibration import _check_calibration_dict
 __all__ = []
 
 _FORMAT = "m31clusters.ClusterClassifier"
-#: 1: the first format; 2: adds ``calibration`` and ``training_prior``.
-_FORMAT_VERSION = 2
+#: 1: the first format; 2: adds ``calibration`` and ``training_prior``; 3: adds
+#: ``test_time_augmentation``.
+_FORMAT_VERSION = 3
 #: ``format_version`` values `ClusterClassifier.load` reads.
-_READABLE_FORMAT_VERSIONS = (1, 2)
+_READABLE_FORMAT_VERSIONS = (1, 2, 3)
 _MODEL_MEMBER = "model.keras"
 _META_MEMBER = "metadata.json"
 
@@ -143,6 +145,15 @@ def _validate_metadata(meta, path):
         for field in ("calibration", "training_prior"):
             if field not in meta:
                 raise bad(field, "missing")
+    if version >= 3 and "test_time_augmentation" not in meta:
+        raise bad("test_time_augmentation", "missing")
+    try:
+        tta = _check_tta(meta.get("test_time_augmentation"))
+    except ValueError as exc:
+        raise bad("test_time_augmentation", exc) from None
+    if tta is not None and shape[0] != shape[1]:
+        raise bad("test_time_augmentation", f"{tta!r} needs square stamps; the input shape "
+                  f"is {tuple(shape)}")
     calibration = meta.get("calibration")
     if calibration is not None:
         try:
@@ -176,7 +187,11 @@ def _validate_metadata(meta, path):
         "versions": dict(versions),
         "calibration": calibration,
         "training_prior": None if training_prior is None else float(training_prior),
+        "test_time_augmentation": tta,
     }
+    if calibration is not None and calibration.get("test_time_augmentation") != tta:
+        raise bad("calibration", f"fitted with test_time_augmentation="
+                  f"{calibration.get('test_time_augmentation')!r} but the model uses {tta!r}")
     return config, state
 
 
@@ -215,6 +230,7 @@ def _metadata(self):
             "data_format": self.data_format,
             "calibration": self.calibration,
             "training_prior": self.training_prior,
+            "test_time_augmentation": self.test_time_augmentation,
             "versions": {
                 "m31clusters": __version__,
                 "keras": keras.__version__,
@@ -232,9 +248,10 @@ def save(self, path, *, overwrite=False):
     The file is a zip archive holding ``model.keras`` (the Keras model)
     and ``metadata.json`` (architecture, input shape, bands,
     normalisation, threshold, metrics, history, seed, the training class
-    ratio, the calibration and the library, Keras and JAX versions;
-    ``format_version`` 2).  Files of format 1 (before calibration) still
-    load, with no calibration.
+    ratio, the calibration, the test-time augmentation and the library,
+    Keras and JAX versions; ``format_version`` 3).  Files of format 1
+    (before calibration) still load, with no calibration, and files of
+    formats 1 and 2 with no test-time augmentation.
 
     Parameters
     ----------

@@ -232,7 +232,9 @@ def calibrate(self, cutouts, labels, *, base_rate=None, method="temperature",
         ``validation_prior`` (the validation fraction of clusters), ``n``
         (stamps used), and the validation negative log-likelihood
         ``nll_before`` and ``nll_after`` the fit (both at the validation
-        prior).
+        prior), and ``test_time_augmentation``, the setting of
+        `set_test_time_augmentation` the probabilities were made with
+        (None: off; predictions with another setting are refused).
 
     Raises
     ------
@@ -306,6 +308,7 @@ def calibrate(self, cutouts, labels, *, base_rate=None, method="temperature",
         "n": int(y.size),
         "nll_before": nll(1.0),
         "nll_after": nll(temperature, bias),
+        "test_time_augmentation": self.test_time_augmentation,
     }
     self.threshold = _map_threshold(self.threshold, self.calibration, calibration)
     self.calibration = calibration
@@ -330,8 +333,13 @@ def _check_calibration_dict(cal):
     b = cal.get("bias", 0.0)
     if isinstance(b, bool) or not isinstance(b, int | float) or not math.isfinite(b):
         raise ValueError(f"bias {b!r} is not a finite number")
-    return {k: cal[k] for k in ("method", "temperature", "bias", "training_prior", "base_rate",
-                                "validation_prior", "n", "nll_before", "nll_after") if k in cal}
+    from ._augmentation import _check_tta
+
+    tta = _check_tta(cal.get("test_time_augmentation"))
+    out = {k: cal[k] for k in ("method", "temperature", "bias", "training_prior", "base_rate",
+                               "validation_prior", "n", "nll_before", "nll_after") if k in cal}
+    out["test_time_augmentation"] = tta
+    return out
 
 
 def _check_prob_labels(prob, labels, n_bins):

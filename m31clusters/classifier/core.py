@@ -15,7 +15,7 @@ from ..exceptions import BandError, IncompatibleModelError
 from ..models import ARCHITECTURES, build_model
 from ..utils._metrics import check_labels
 from ..utils._progress import PROGRESS_DEFAULT, progress_bar
-from . import _ensemble, _evaluation, _persistence, _training
+from . import _augmentation, _ensemble, _evaluation, _persistence, _training
 from . import calibration as _calibration
 from ._common import (
     _as_float,
@@ -121,6 +121,7 @@ class ClusterClassifier:
     plot_pr = _evaluation.plot_pr
     _scored = _evaluation._scored
     calibrate = _calibration.calibrate
+    set_test_time_augmentation = _augmentation.set_test_time_augmentation
     ensemble = classmethod(_ensemble.ensemble)
     save = _persistence.save
     load = classmethod(_persistence.load)
@@ -161,6 +162,7 @@ class ClusterClassifier:
         self.versions = {}
         self.calibration = None
         self.training_prior = None
+        self.test_time_augmentation = None
         self._source = None
 
         if isinstance(architecture, keras.Model):
@@ -272,6 +274,7 @@ class ClusterClassifier:
         self.versions = dict(state["versions"])
         self.calibration = state["calibration"]
         self.training_prior = state["training_prior"]
+        self.test_time_augmentation = state["test_time_augmentation"]
 
     # ------------------------------------------------------------------ utils
 
@@ -435,6 +438,14 @@ class ClusterClassifier:
         >>> clf.predict_proba(empty)  # no valid pixel: no score
         array([nan])
         """
+        if self.calibration is not None:
+            fitted = _augmentation._calibrated_tta(self.calibration)
+            if fitted != self.test_time_augmentation:
+                raise IncompatibleModelError(
+                    f"the calibration was fitted with test_time_augmentation={fitted!r} but the "
+                    f"classifier uses {self.test_time_augmentation!r}: set it with "
+                    f"set_test_time_augmentation and calibrate again{self._where()}"
+                )
         return _calibration._apply(
             self._predict_raw(cutouts, batch_size=batch_size, progress=progress),
             self.calibration,
@@ -449,6 +460,8 @@ class ClusterClassifier:
         total = len(cutouts) if isinstance(cutouts, Cutout) else None
         out = []
         done = 0
+        views = _augmentation._Views(self.test_time_augmentation,
+                                     lambda x: self._predict_array(x, batch_size), batch_size)
         bar = progress_bar(progress=progress, total=total, unit="stamp", desc="predict")
         try:
             for chunk in chunks:
@@ -459,12 +472,13 @@ class ClusterClassifier:
                     p = np.full(len(x), np.nan)
                     if not empty.all():
                         p[~empty] = self._predict_array(x[~empty], batch_size)
+                    views.add(x, p, done)
                     out.append(p)
                     done += len(x)
                     bar.update(len(x))
         finally:
             bar.close()
-        return np.concatenate(out) if out else np.empty(0)
+        return views.finish(np.concatenate(out)) if out else np.empty(0)
 
     def predict(self, cutouts, *, threshold=None, batch_size=128):
         """
