@@ -18,12 +18,20 @@ Measures, in one run:
    purity/recall of the raw network at its F1 threshold chosen on balanced
    validation stamps, against ``calibrate(base_rate=...)`` (prior shift only,
    temperature, Platt) + ``select_threshold(base_rate=...)``, and the time
-   ``calibrate`` takes.
+   ``calibrate`` takes;
+6. with ``--tta``: the cost of test-time augmentation on a crowded disc field
+   (field 266 simulated with the PHAT clusters on ``--tta-ccds`` full-size
+   CCDs, its g < 21 catalogue sources, at most ``--n`` of them): stamps/s of
+   the shipped demo classifier with one view and with 8 views for the stamps
+   whose one-view network probability reaches each ``above`` (their ratio
+   to one view, measured in the same run), the fraction of sources that
+   reach it, and the peak resident memory.
 
 Run by hand::
 
     python benchmarks/bench_classifier.py --n 128 --batch 32 --variants
     python benchmarks/bench_classifier.py --calibration --base-rate 0.05
+    python benchmarks/bench_classifier.py --tta --n 8000
 
 Timings on a shared 2-core machine are noisy; compare numbers of one run.
 """
@@ -198,6 +206,73 @@ def calibration(base_rate, n_train, epochs, seed=0):
               f"candidates/true cluster {(met['tp'] + met['fp']) / max(y_test.sum(), 1):.2f}")
 
 
+def tta_cost(n, n_ccds, seed=131):
+    """Cost of test-time augmentation on a crowded field (see the module docstring, item 6)."""
+    import tempfile
+    import warnings
+    from pathlib import Path
+
+    from astropy.coordinates import SkyCoord
+    from astropy.table import Table
+
+    from m31clusters.classifier import ClusterClassifier
+    from m31clusters.cutout import Cutout
+    from m31clusters.datasets import load_phat_clusters
+    from m31clusters.demo import demo_model_path
+    from m31clusters.exceptions import OffImageWarning
+    from m31clusters.io.pandas_ascd import read_pandas_ascd
+    from m31clusters.simulate import simulate_field
+
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        simulate_field(266, n_ccds=n_ccds, ccd_shape=(4612, 2048), seed=seed, out_dir=tmp,
+                       clusters=load_phat_clusters())
+        print(f"simulated field 266 on {n_ccds} full-size CCDs in "
+              f"{time.perf_counter() - t0:.0f} s")
+        cat = Table(read_pandas_ascd(Path(tmp) / "m266p.ascd"))
+        g = np.asarray(cat["g"], float)
+        cat = cat[g < 21]
+        rng = np.random.default_rng(0)
+        cat = cat[np.sort(rng.choice(len(cat), size=min(n, len(cat)), replace=False))]
+        coords = SkyCoord(np.asarray(cat["RA"], float), np.asarray(cat["Dec"], float),
+                          unit="deg")
+        images = {b: Path(tmp) / f"m266_{b}.fit" for b in "gi"}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", OffImageWarning)
+            stamps = Cutout.from_images(images, coords, size=32, bands=("g", "i"),
+                                        progress=False)
+    m = len(stamps)
+    one = ClusterClassifier.load(demo_model_path())
+    raw = ClusterClassifier.load(demo_model_path())
+    raw.calibration = None  # the network's own probability, which above= compares
+    p_raw = raw.predict_proba(stamps)
+    aboves = (0.01, 0.05, 0.1)
+    views = {}
+    with warnings.catch_warnings():
+        # setting the views drops the shipped one-view calibration, with a warning
+        warnings.simplefilter("ignore")
+        for a in aboves:
+            views[a] = ClusterClassifier.load(demo_model_path()).set_test_time_augmentation(
+                8, above=a)
+    warm = stamps[np.arange(min(m, 512))]
+    for c in (one, *views.values()):
+        c.predict_proba(warm)  # compile every batch shape first
+    # interleave the repeats so that load changes hit every setting alike
+    t_one, t_views = np.inf, dict.fromkeys(aboves, np.inf)
+    for _ in range(2):
+        t_one = min(t_one, _timed(lambda: one.predict_proba(stamps)))
+        for a, c in views.items():
+            t_views[a] = min(t_views[a], _timed(lambda c=c: c.predict_proba(stamps)))
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"\nshipped demo classifier, {m} stamps 32x32x2 (g < 21 sources of a crowded field)")
+    print(f"  one view                          {m / t_one:7.1f} stamps/s")
+    for a in aboves:
+        print(f"  8 views above {a:<5g}               {m / t_views[a]:7.1f} stamps/s  "
+              f"{t_views[a] / t_one:4.2f} x one view  "
+              f"({100 * np.mean(p_raw >= a):.1f}% of the sources get the views)")
+    print(f"  peak resident memory {rss:.0f} MiB")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     parser.add_argument("--n", type=int, default=128, help="stamps per timing")
@@ -207,6 +282,10 @@ def main():
     parser.add_argument("--variants-only", action="store_true", help="skip the main timing")
     parser.add_argument("--calibration", action="store_true",
                         help="calibration quality at a survey-like base rate instead")
+    parser.add_argument("--tta", action="store_true",
+                        help="cost of test-time augmentation on a crowded field instead")
+    parser.add_argument("--tta-ccds", type=int, default=4,
+                        help="with --tta: full-size CCDs of field 266 to simulate")
     parser.add_argument("--base-rate", type=float, default=0.05)
     parser.add_argument("--n-train", type=int, default=2000)
     parser.add_argument("--epochs", type=int, default=8)
@@ -216,6 +295,9 @@ def main():
     args = parser.parse_args()
     if args.calibration:
         calibration(args.base_rate, args.n_train, args.epochs)
+        return
+    if args.tta:
+        tta_cost(args.n, args.tta_ccds)
         return
     if args.child:
         child(args.n, args.batch, args.dtype, args.layout)
