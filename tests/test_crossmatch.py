@@ -177,7 +177,8 @@ def test_match_bad_input():
     with pytest.raises(KeyError, match="catalog: no positions found"):
         match(Table({"x": [1]}), ref, name_column="id")
     nan = Table({"ra": [1.0, np.nan], "dec": [2.0, 3.0]})
-    with pytest.raises(ValueError, match=r"catalog: the table has 1 non-finite position\(s\), first at row 1"):
+    with pytest.raises(ValueError, match=r"catalog: the table has 1 non-finite "
+                       r"position\(s\), first at row 1"):
         match(nan, ref, name_column="id")
     with pytest.raises(ValueError, match="position column"):
         match(cat, ref, name_column="id", into="coord")

@@ -22,7 +22,6 @@ import astropy.units as u
 import matplotlib.pyplot as plt
 import numpy as np
 
-from m31clusters.io.pandas_ascd import read_pandas_ascd
 from m31clusters.classifier import ClusterClassifier
 from m31clusters.crossmatch import deduplicate
 from m31clusters.cutout import Cutout
@@ -30,6 +29,7 @@ from m31clusters.demo import demo_model_path
 from m31clusters.evaluation import evaluate_catalog, plot_evaluation
 from m31clusters.exceptions import OffImageWarning
 from m31clusters.fragments import merge_fragments
+from m31clusters.io.pandas_ascd import read_pandas_ascd
 from m31clusters.simulate import simulate_field
 
 sim = simulate_field(248, n_ccds=2, ccd_shape=(1024, 1024), seed=0,

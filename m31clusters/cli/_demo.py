@@ -12,8 +12,8 @@ def add_parser(subparsers):
         help="find cluster candidates in a simulated (or your own) field, end to end",
         description="Find star-cluster candidates in a (simulated or real) PAndAS field and "
                     "write a CDS catalogue, a DS9 region file and a PNG montage.  Without "
-                    "--images it simulates field m%03d with a fixed seed, so the same "
-                    "command gives the same catalogue." % _demo_module.DEMO_FIELD,
+                    f"--images it simulates field m{_demo_module.DEMO_FIELD:03d} with a "
+                    "fixed seed, so the same command gives the same catalogue.",
     )
     parser.add_argument("--out", default="m31clusters-demo",
                         help="output directory (default %(default)s)")
