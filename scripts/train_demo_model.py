@@ -1,7 +1,8 @@
 """
 Train the small classifier shipped for the demo, by the paper's recipe.
 
-Regenerates ``m31clusters/data/models/demo_classifier.zip``::
+Trains ``m31clusters/data/models/demo_classifier.zip`` again (see docs/demo.rst
+for how close a retraining comes to the shipped weights)::
 
     python scripts/train_demo_model.py [--work DIR] [--out PATH]
 
