@@ -212,15 +212,13 @@ def tta_cost(n, n_ccds, seed=131):
     import warnings
     from pathlib import Path
 
-    from astropy.coordinates import SkyCoord
-    from astropy.table import Table
+    from bench_search_quality import ascd_sources  # the search benchmark's source list
 
     from m31clusters.classifier import ClusterClassifier
     from m31clusters.cutout import Cutout
     from m31clusters.datasets import load_phat_clusters
     from m31clusters.demo import demo_model_path
     from m31clusters.exceptions import OffImageWarning
-    from m31clusters.io.pandas_ascd import read_pandas_ascd
     from m31clusters.simulate import simulate_field
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -229,17 +227,14 @@ def tta_cost(n, n_ccds, seed=131):
                        clusters=load_phat_clusters())
         print(f"simulated field 266 on {n_ccds} full-size CCDs in "
               f"{time.perf_counter() - t0:.0f} s")
-        cat = Table(read_pandas_ascd(Path(tmp) / "m266p.ascd"))
-        g = np.asarray(cat["g"], float)
-        cat = cat[g < 21]
+        cat = ascd_sources(Path(tmp) / "m266p.ascd")
+        cat = cat[np.asarray(cat["gmag"].value) < 21]
         rng = np.random.default_rng(0)
         cat = cat[np.sort(rng.choice(len(cat), size=min(n, len(cat)), replace=False))]
-        coords = SkyCoord(np.asarray(cat["RA"], float), np.asarray(cat["Dec"], float),
-                          unit="deg")
         images = {b: Path(tmp) / f"m266_{b}.fit" for b in "gi"}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", OffImageWarning)
-            stamps = Cutout.from_images(images, coords, size=32, bands=("g", "i"),
+            stamps = Cutout.from_images(images, cat["coord"], size=32, bands=("g", "i"),
                                         progress=False)
     m = len(stamps)
     one = ClusterClassifier.load(demo_model_path())
